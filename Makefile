@@ -1,0 +1,38 @@
+# normcore: `make run` and `make test` are the only commands a fresh clone needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The CPU wheel of torch lies on local disk; installing it first keeps the
+# `torch>=2.3` range of the [torch] extra from pulling a multi-GB CUDA build.
+TORCH_PIN := torch==2.13.0
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test lint bench
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip install -q -e '.[torch,test,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv (if missing) and install normcore with every extra
+
+run: setup ## fit + apply (+ validate) the bundled job on generated sample data
+	$(PY) -m normcore.sample data/sample --rows 200000 --files 4
+	$(VENV)/bin/normcore run --config configs/example.yaml --overwrite
+
+test: setup ## run the whole test suite
+	$(PY) -m pytest
+
+lint: setup ## ruff
+	$(VENV)/bin/ruff check normcore pipelines tests bench
+
+bench: setup ## run the benchmarks (figures go to BENCHMARKS.md by hand)
+	$(PY) bench/bench_stats_kernel.py
+	$(PY) bench/bench_local_engine.py

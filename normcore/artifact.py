@@ -1,0 +1,242 @@
+"""The fitted artifact: a readable, versioned, checksummed JSON file.
+
+Layout (version 1)::
+
+    {"format": "normcore.artifact", "version": 1, "engine": "local",
+     "created_at": "2026-11-22T06:30:00+00:00", "normcore_version": "0.1.0",
+     "rows": 1000, "ddof": 0, "key": null,
+     "checksum": "sha256:<hex>",
+     "features": {
+       "<column>": {
+         "dtype": "double",
+         "stats": {"count", "null_count", "nan_count", "inf_count", "mean",
+                   "var" (ddof 0), "std" (ddof 0), "min", "max", "max_abs",
+                   "quantiles": {"sketch": "kll_doubles", "k", "n",
+                                 "normalized_rank_error", "data" (base64),
+                                 "percentiles": {"1": ..., "50": ..., ...}}  # optional
+         },
+         "transform": {"method": "zscore", "params": {...}, "kind": "linear",
+                       "shift", "scale", "offset", "clip", "constant", ...}}},
+     "keys": {"<key value>": {"rows": n, "features": {<as above>}}}   # with --key
+    }
+
+``checksum`` is ``"sha256:" + sha256(json.dumps(document without "checksum",
+sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))``.
+
+Loading never executes code (plain JSON, no pickle) and checks, in order: JSON
+syntax, ``format``, ``version``, ``checksum``, required fields; the error names the
+file and the first check that fails.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from normcore.errors import ArtifactError
+from normcore.io import atomic_write_text
+from normcore.transforms import FittedTransform, transform_from_dict
+
+FORMAT = "normcore.artifact"
+VERSION = 1
+_STAT_FIELDS = ("count", "null_count", "nan_count", "inf_count", "mean", "var", "std", "min", "max", "max_abs")
+_TOP_FIELDS = ("engine", "created_at", "rows", "features")
+
+
+def canonical_json(document: Mapping[str, Any]) -> str:
+    """The canonical serialization the checksum is taken over (``checksum`` excluded)."""
+    body = {k: v for k, v in document.items() if k != "checksum"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def compute_checksum(document: Mapping[str, Any]) -> str:
+    """``"sha256:<hex>"`` of :func:`canonical_json`."""
+    return "sha256:" + hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
+
+
+class Artifact:
+    """A fitted artifact: per-feature statistics and transform parameters.
+
+    Build one with :func:`normcore.fit`, an engine, :func:`load_artifact` or
+    :meth:`from_document`; every constructor validates the structure.
+    """
+
+    def __init__(self, document: Mapping[str, Any], source: str = "<artifact>") -> None:
+        self._document = copy.deepcopy(dict(document))
+        self._document.pop("checksum", None)
+        self._source = source
+        self._transforms: dict[tuple[str, str | None], FittedTransform] = {}
+        _check_structure(self._document, source)
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any], source: str = "<artifact>") -> Artifact:
+        """Validate and wrap an artifact dict (its checksum, if any, is not checked)."""
+        return cls(document, source)
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """A copy of the artifact as a dict, including its checksum."""
+        document = copy.deepcopy(self._document)
+        document["checksum"] = self.checksum
+        return document
+
+    @cached_property
+    def checksum(self) -> str:
+        """``sha256:<hex>`` of the canonical JSON."""
+        return compute_checksum(self._document)
+
+    @property
+    def rows(self) -> int:
+        """Rows read at fit time."""
+        return int(self._document["rows"])
+
+    @property
+    def engine(self) -> str:
+        """The engine that fitted the artifact."""
+        return str(self._document["engine"])
+
+    @property
+    def ddof(self) -> int:
+        """The job-level variance convention used for ``zscore``."""
+        return int(self._document.get("ddof", 0))
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Fitted features, in fit order."""
+        return list(self._document["features"])
+
+    @property
+    def key(self) -> str | None:
+        """The key column when fitted with ``--key``, else None."""
+        return self._document.get("key")
+
+    @property
+    def key_values(self) -> list[str]:
+        """Key values seen at fit time (as strings)."""
+        return list(self._document.get("keys", {}))
+
+    def feature(self, name: str, key: str | None = None) -> dict[str, Any]:
+        """The ``{"dtype", "stats", "transform"}`` entry of ``name`` (a copy).
+
+        With ``key``, the entry fitted for that key value; a key (or a feature within
+        a key) unseen at fit time falls back to the global entry.
+        """
+        return copy.deepcopy(self._entry(name, key))
+
+    def has_key(self, key: str) -> bool:
+        """Whether ``key`` had its own statistics at fit time."""
+        return key in self._document.get("keys", {})
+
+    def transform(self, name: str, key: str | None = None) -> FittedTransform:
+        """The fitted transform of ``name`` (global, or for ``key`` with fallback)."""
+        cache_key = (name, key)
+        if cache_key not in self._transforms:
+            entry = self._entry(name, key)["transform"]
+            self._transforms[cache_key] = transform_from_dict(entry)
+        return self._transforms[cache_key]
+
+    def _entry(self, name: str, key: str | None) -> dict[str, Any]:
+        features = self._document["features"]
+        if name not in features:
+            raise ArtifactError(
+                f"artifact '{self._source}' has no feature '{name}'; it has: {', '.join(features)}"
+            )
+        if key is not None:
+            keyed = self._document.get("keys", {}).get(key)
+            if keyed is not None and name in keyed["features"]:
+                return keyed["features"][name]
+        return features[name]
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The artifact as JSON text, checksum included."""
+        return json.dumps(self.document, indent=indent, ensure_ascii=False, allow_nan=False) + "\n"
+
+    def save(self, path: str | Path) -> None:
+        """Write the artifact atomically (temporary file, then rename)."""
+        atomic_write_text(path, self.to_json())
+
+    def __repr__(self) -> str:
+        return f"Artifact(features={self.feature_names}, rows={self.rows}, engine={self.engine!r})"
+
+
+def load_artifact(path: str | Path) -> Artifact:
+    """Read and verify an artifact file.
+
+    Raises
+    ------
+    ArtifactError
+        The file is missing, not JSON, of another format or version, its checksum
+        does not match, or a required field is missing. The message names the file
+        and the first failing check.
+    """
+    location = Path(path)
+    if not location.is_file():
+        raise ArtifactError(f"artifact '{path}' does not exist")
+    try:
+        document = json.loads(location.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"artifact '{path}' is not valid JSON ({exc})") from None
+    return parse_artifact(document, str(path))
+
+
+def parse_artifact(document: Any, source: str) -> Artifact:
+    """Verify an artifact dict read from ``source`` (format, version, checksum, fields)."""
+    if not isinstance(document, dict):
+        raise ArtifactError(f"artifact '{source}' is not a JSON object")
+    if document.get("format") != FORMAT:
+        raise ArtifactError(f"artifact '{source}': format is {document.get('format')!r}, expected '{FORMAT}'")
+    if document.get("version") != VERSION:
+        raise ArtifactError(
+            f"artifact '{source}': version {document.get('version')!r} is not supported; "
+            f"this normcore reads version {VERSION}"
+        )
+    recorded = document.get("checksum")
+    if not isinstance(recorded, str):
+        raise ArtifactError(f"artifact '{source}': checksum is missing")
+    try:
+        actual = compute_checksum(document)
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(f"artifact '{source}': cannot compute its checksum ({exc})") from None
+    if recorded != actual:
+        raise ArtifactError(f"artifact '{source}': checksum mismatch (file says {recorded}, content is {actual})")
+    return Artifact(document, source)
+
+
+def _check_structure(document: Mapping[str, Any], source: str) -> None:
+    for field in ("format", "version", *_TOP_FIELDS):
+        if field not in document:
+            raise ArtifactError(f"artifact '{source}': required field '{field}' is missing")
+    features = document["features"]
+    if not isinstance(features, dict) or not features:
+        raise ArtifactError(f"artifact '{source}': 'features' must be a non-empty object")
+    _check_features(features, source, "features")
+    if document.get("key") is not None:
+        keys = document.get("keys")
+        if not isinstance(keys, dict):
+            raise ArtifactError(f"artifact '{source}': required field 'keys' is missing (fitted with key)")
+        for value, entry in keys.items():
+            if not isinstance(entry, dict) or "features" not in entry or "rows" not in entry:
+                raise ArtifactError(f"artifact '{source}': keys.{value} needs 'rows' and 'features'")
+            _check_features(entry["features"], source, f"keys.{value}.features")
+
+
+def _check_features(features: Mapping[str, Any], source: str, where: str) -> None:
+    for name, entry in features.items():
+        path = f"{where}.{name}"
+        if not isinstance(entry, dict):
+            raise ArtifactError(f"artifact '{source}': {path} must be an object")
+        for part in ("stats", "transform"):
+            if not isinstance(entry.get(part), dict):
+                raise ArtifactError(f"artifact '{source}': required field '{path}.{part}' is missing")
+        for stat in _STAT_FIELDS:
+            if stat not in entry["stats"]:
+                raise ArtifactError(f"artifact '{source}': required field '{path}.stats.{stat}' is missing")
+        try:
+            transform_from_dict(entry["transform"])
+        except ArtifactError as exc:
+            raise ArtifactError(f"artifact '{source}': {path}.transform: {exc}") from None

@@ -1,0 +1,197 @@
+"""Job configuration: YAML files and command-line options, validated before any data is read.
+
+A job is a :class:`JobConfig`. ``normcore --config job.yaml`` loads the YAML,
+command-line options override its keys, and the result is validated by pydantic
+with ``extra="forbid"``: a misspelt key fails at start-up with its path, e.g.
+``configs/job.yaml: features[1].params.feature_rnage: unknown key``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from normcore.errors import ConfigError
+from normcore.transforms import METHODS, method_names
+
+EngineName = Literal["local", "beam", "spark"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FeatureConfig(_Strict):
+    """One selected column: its ``name``, an optional ``method`` and its ``params``."""
+
+    name: str = Field(min_length=1)
+    method: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str | None) -> str | None:
+        if method is not None and method not in METHODS:
+            raise ValueError(f"unknown method '{method}'; expected one of {method_names()}")
+        return method
+
+
+class LocalConfig(_Strict):
+    """Local engine: Arrow batch size and rows per output Parquet file."""
+
+    batch_size: int = Field(131_072, ge=1)
+    rows_per_file: int = Field(2_000_000, ge=1)
+
+
+class BeamConfig(_Strict):
+    """Beam engine: ``runner`` and any other Beam pipeline options (``options``)."""
+
+    runner: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    hot_key_fanout: int | None = Field(None, ge=1)
+
+
+class SparkConfig(_Strict):
+    """Spark engine: ``master`` URL and ``conf`` entries (``spark.*`` keys)."""
+
+    master: str | None = None
+    conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _stringify(cls, conf: Any) -> Any:
+        if isinstance(conf, dict):
+            return {str(k): str(v) for k, v in conf.items()}
+        return conf
+
+
+class JobConfig(_Strict):
+    """A fit / apply / run job.
+
+    Attributes
+    ----------
+    input, artifact, output : str or None
+        Data to read (Parquet file or directory, or CSV), the artifact JSON path,
+        the output directory of Parquet files.
+    engine : {"local", "beam", "spark"}
+    method : str
+        Default method for selected columns without one of their own.
+    ddof : {0, 1}
+        Variance convention of ``zscore`` (0 population, 1 sample as Spark MLlib).
+    key : str or None
+        Fit statistics per value of this column.
+    features : list of FeatureConfig or None
+        Selected columns; ``None`` selects every integer and float column.
+    sketch : bool
+        Keep a quantile sketch for every feature (drift checks use it), not only
+        for the methods that need one.
+    overwrite : bool
+        Replace an existing, non-empty output directory.
+    """
+
+    input: str | None = None
+    artifact: str | None = None
+    output: str | None = None
+    engine: EngineName = "local"
+    method: str = "zscore"
+    ddof: Literal[0, 1] = 0
+    key: str | None = None
+    features: list[FeatureConfig] | None = None
+    sketch: bool = False
+    overwrite: bool = False
+    local: LocalConfig = Field(default_factory=LocalConfig)
+    beam: BeamConfig = Field(default_factory=BeamConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+
+    @field_validator("method")
+    @classmethod
+    def _known_default_method(cls, method: str) -> str:
+        if method not in METHODS:
+            raise ValueError(f"unknown method '{method}'; expected one of {method_names()}")
+        return method
+
+    @model_validator(mode="after")
+    def _features_are_unique(self) -> JobConfig:
+        if self.features:
+            names = [f.name for f in self.features]
+            duplicated = sorted({n for n in names if names.count(n) > 1})
+            if duplicated:
+                raise ValueError(f"feature(s) listed twice: {', '.join(duplicated)}")
+        return self
+
+
+def _format_location(location: tuple[Any, ...]) -> str:
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def validation_message(error: ValidationError, source: str, prefix: str = "") -> str:
+    """One line naming the source, the key path and what is wrong (first error).
+
+    ``prefix`` is the path of the validated mapping within ``source``.
+    """
+    first = error.errors()[0]
+    location = _format_location(first["loc"])
+    if prefix:
+        location = f"{prefix}.{location}" if location else prefix
+    if first["type"] == "extra_forbidden":
+        what = "unknown key"
+    else:
+        what = first["msg"].removeprefix("Value error, ")
+    return f"{source}: {location}: {what}" if location else f"{source}: {what}"
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML job file into a dict (not yet validated).
+
+    Raises
+    ------
+    ConfigError
+        Missing file, YAML syntax error, or a top level that is not a mapping.
+    """
+    config_path = Path(path)
+    if not config_path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        document = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return document
+
+
+def build_job(config: dict[str, Any], source: str) -> JobConfig:
+    """Validate a job dict (from YAML and/or options) into a :class:`JobConfig`.
+
+    Method parameters are validated against their method here as well, so that a
+    typo in ``features[i].params`` is reported at start-up with its path.
+
+    Raises
+    ------
+    ConfigError
+        The first invalid key, named by its path within ``source``.
+    """
+    try:
+        job = JobConfig.model_validate(config)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(exc, source)) from None
+    for index, feature in enumerate(job.features or []):
+        method = METHODS[feature.method or job.method]
+        try:
+            method.params.model_validate(feature.params)
+        except ValidationError as exc:
+            raise ConfigError(validation_message(exc, source, f"features[{index}].params")) from None
+    return job

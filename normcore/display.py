@@ -1,0 +1,54 @@
+"""Human-readable views of an artifact (``normcore inspect``)."""
+
+from __future__ import annotations
+
+from normcore.artifact import Artifact
+
+
+def _number(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _transform_summary(transform: dict) -> str:
+    if transform["kind"] == "linear":
+        text = f"(x - {_number(transform['shift'])}) / {_number(transform['scale'])}"
+        if transform["offset"]:
+            text += f" + {_number(transform['offset'])}"
+        if transform.get("clip"):
+            text += f", clip {transform['clip']}"
+    else:
+        text = f"{len(transform['quantiles'])} quantiles -> {transform['output']}"
+    return text + (" [constant]" if transform.get("constant") else "")
+
+
+def render_artifact(artifact: Artifact, title: str, key: str | None = None) -> str:
+    """A plain-text table of every feature: method, counts, moments, transform."""
+    document = artifact.document
+    lines = [
+        f"{title}: {document['format']} v{document['version']}, engine {document['engine']}, "
+        f"created {document['created_at']}, {artifact.rows} rows, ddof {artifact.ddof}",
+        f"checksum {artifact.checksum}",
+    ]
+    if artifact.key is not None:
+        lines.append(f"key '{artifact.key}': {len(artifact.key_values)} values" + (f"; showing '{key}'" if key else ""))
+    header = ("feature", "method", "count", "null", "nan", "inf", "mean", "std", "min", "max", "transform")
+    rows = [header]
+    for name in artifact.feature_names:
+        entry = artifact.feature(name, key)
+        stats, transform = entry["stats"], entry["transform"]
+        rows.append(
+            (
+                name,
+                transform["method"],
+                *(_number(stats[s]) for s in ("count", "null_count", "nan_count", "inf_count", "mean", "std", "min", "max")),
+                _transform_summary(transform),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""The local engine: streams Arrow record batches through the shared combiner and apply.
+
+Memory is bounded by the batch size (see :meth:`normcore.io.InputSource.batches`),
+not by the data size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+
+from normcore.apply import ApplyCounts, BatchNormalizer
+from normcore.artifact import Artifact
+from normcore.config import JobConfig
+from normcore.errors import InputError
+from normcore.fitting import build_artifact, merge_keyed
+from normcore.io import InputSource, RollingParquetWriter
+from normcore.keys import key_groups
+from normcore.plan import FitPlan
+from normcore.progress import row_progress
+from normcore.stats import FeatureStatsCombiner, StatsAccumulator
+
+
+def fit(job: JobConfig, plan: FitPlan, source: InputSource, *, argv: Sequence[str] = ()) -> Artifact:
+    """Fit ``plan`` on ``source`` in this process."""
+    with row_progress("fit", lambda: _total_rows(source)) as advance:
+        batches = source.batches(plan.columns(), job.local.batch_size)
+        return fit_batches(plan, batches, source.path, advance)
+
+
+def fit_batches(
+    plan: FitPlan,
+    batches: Iterable[pa.RecordBatch],
+    source: str | None,
+    advance: Callable[[int], None] = lambda rows: None,
+) -> Artifact:
+    """Fit ``plan`` on a stream of record batches (rows with a null key count globally)."""
+    combiner = FeatureStatsCombiner(plan.requests())
+    if plan.key is None:
+        accumulator = combiner.create_accumulator()
+        for batch in batches:
+            combiner.add_batch(accumulator, batch)
+            advance(batch.num_rows)
+        return build_artifact(plan, accumulator, engine="local", source=source)
+    keyed: dict[str | None, StatsAccumulator] = {}
+    for batch in batches:
+        for value, rows in key_groups(batch.column(plan.key)):
+            if value not in keyed:
+                keyed[value] = combiner.create_accumulator()
+            combiner.add_batch(keyed[value], batch.take(pa.array(rows)))
+        advance(batch.num_rows)
+    return build_artifact(plan, merge_keyed(combiner, keyed), keyed, engine="local", source=source)
+
+
+def apply(
+    job: JobConfig,
+    artifact: Artifact,
+    source: InputSource,
+    output_dir: Path,
+    *,
+    inverse: bool = False,
+    argv: Sequence[str] = (),
+) -> ApplyCounts:
+    """Normalize (or invert) ``source`` into Parquet files under ``output_dir``."""
+    normalizer = BatchNormalizer(artifact, inverse=inverse)
+    normalizer.check_schema(source.schema, source.path)
+    writer = RollingParquetWriter(output_dir, normalizer.output_schema(source.schema), job.local.rows_per_file)
+    counts = ApplyCounts()
+    with row_progress("apply", lambda: _total_rows(source)) as advance:
+        for batch in source.batches(None, job.local.batch_size):
+            normalized, batch_counts = normalizer.transform_batch(batch)
+            writer.write(normalized)
+            counts.merge(batch_counts)
+            advance(batch.num_rows)
+    writer.close()
+    if counts.rows == 0:
+        raise InputError(f"input '{source.path}' has no rows")
+    return counts
+
+
+def _total_rows(source: InputSource) -> int | None:
+    return source.count_rows() if source.format == "parquet" else None

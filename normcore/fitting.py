@@ -1,0 +1,157 @@
+"""Turn merged statistics into an artifact: the last step of every engine's fit.
+
+Engines differ only in how they produce :class:`~normcore.stats.StatsAccumulator`
+objects (a loop, a Beam ``CombineFn``, Spark partitions); they all finish with
+:func:`build_artifact`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from normcore import __version__
+from normcore.artifact import FORMAT, VERSION, Artifact
+from normcore.errors import InputError
+from normcore.plan import FeaturePlan, FitPlan
+from normcore.stats import ColumnStats, FeatureStatsCombiner, StatsAccumulator
+from normcore.transforms import fit_method
+
+#: Percentiles listed in the artifact (readable summary of each sketch).
+SUMMARY_PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
+
+
+class ConstantFeatureWarning(UserWarning):
+    """A feature has zero spread; its scale was set to 1."""
+
+
+def _feature_entry(feature: FeaturePlan, column: ColumnStats, ddof: int) -> tuple[dict[str, Any], bool]:
+    fit = fit_method(feature.method, feature.params, column.moments, column.sketch, ddof)
+    stats = column.moments.summary()
+    if column.sketch is not None:
+        quantiles = column.sketch.to_dict()
+        percentiles = column.sketch.percentiles(list(SUMMARY_PERCENTILES))
+        quantiles["percentiles"] = {str(p): float(v) for p, v in zip(SUMMARY_PERCENTILES, percentiles)}
+        stats["quantiles"] = quantiles
+    transform = {
+        "method": feature.method,
+        "params": feature.params.model_dump(mode="json"),
+        **fit.transform.to_dict(),
+        "constant": fit.constant,
+        **fit.details,
+    }
+    return {"dtype": feature.dtype, "stats": stats, "transform": transform}, fit.constant
+
+
+def _no_finite_value(name: str, column: ColumnStats, where: str) -> InputError:
+    m = column.moments
+    return InputError(
+        f"column '{name}'{where} has no finite value to fit "
+        f"({m.null_count} null, {m.nan_count} NaN, {m.inf_count} inf)"
+    )
+
+
+def build_artifact(
+    plan: FitPlan,
+    accumulator: StatsAccumulator,
+    keyed: Mapping[str | None, StatsAccumulator] | None = None,
+    *,
+    engine: str,
+    source: str | None = None,
+) -> Artifact:
+    """Fit every planned feature and assemble the artifact.
+
+    Parameters
+    ----------
+    plan : FitPlan
+        Features, methods, ddof and key.
+    accumulator : StatsAccumulator
+        Statistics over all rows. With a key, pass the merge of ``keyed``.
+    keyed : mapping of str or None to StatsAccumulator, optional
+        Statistics per key value (string form, see :mod:`normcore.keys`); the
+        ``None`` entry (rows with a null key) feeds only the global statistics.
+    engine : str
+        Recorded in the artifact.
+    source : str, optional
+        Input path, recorded in the artifact.
+
+    Returns
+    -------
+    Artifact
+
+    Raises
+    ------
+    InputError
+        No rows, or a feature without any finite value.
+
+    Warns
+    -----
+    ConstantFeatureWarning
+        For each feature with zero spread (and, with a key, once per feature for
+        all key values where it is constant).
+    """
+    if accumulator.rows == 0:
+        raise InputError(f"input '{source}' has no rows" if source else "input has no rows")
+    features: dict[str, Any] = {}
+    for feature in plan.features:
+        column = accumulator.columns[feature.name]
+        if column.moments.count == 0:
+            raise _no_finite_value(feature.name, column, f" in '{source}'" if source else "")
+        features[feature.name], constant = _feature_entry(feature, column, plan.ddof)
+        if constant:
+            warnings.warn(
+                f"feature '{feature.name}' is constant (zero spread); its scale is set to 1",
+                ConstantFeatureWarning,
+                stacklevel=2,
+            )
+    document: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "engine": engine,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "normcore_version": __version__,
+        "rows": accumulator.rows,
+        "ddof": plan.ddof,
+        "key": plan.key,
+        "features": features,
+    }
+    if source is not None:
+        document["source"] = source
+    if plan.key is not None:
+        document["keys"] = _keyed_entries(plan, keyed or {})
+    return Artifact(document)
+
+
+def _keyed_entries(plan: FitPlan, keyed: Mapping[str | None, StatsAccumulator]) -> dict[str, Any]:
+    entries: dict[str, Any] = {}
+    constant_keys: dict[str, int] = {}
+    values = sorted(v for v in keyed if v is not None)
+    for value in values:
+        accumulator = keyed[value]
+        features = {}
+        for feature in plan.features:
+            column = accumulator.columns[feature.name]
+            if column.moments.count == 0:
+                continue  # no finite value for this key: apply falls back to the global entry
+            features[feature.name], constant = _feature_entry(feature, column, plan.ddof)
+            constant_keys[feature.name] = constant_keys.get(feature.name, 0) + constant
+        entries[value] = {"rows": accumulator.rows, "features": features}
+    for name, count in constant_keys.items():
+        if count:
+            warnings.warn(
+                f"feature '{name}' is constant within {count} of {len(values)} key values; "
+                "their scale is set to 1",
+                ConstantFeatureWarning,
+                stacklevel=3,
+            )
+    return entries
+
+
+def merge_keyed(
+    combiner: FeatureStatsCombiner, keyed: Mapping[str | None, StatsAccumulator]
+) -> StatsAccumulator:
+    """The global accumulator of a keyed fit: the merge of every key's, null key included."""
+    merged = combiner.create_accumulator()
+    return combiner.merge_accumulators([merged, *keyed.values()])

@@ -1,0 +1,226 @@
+"""Engine-agnostic combiner over record batches: the one contract every engine uses.
+
+The local engine loops ``add_batch`` over a dataset; the Beam ``CombineFn`` and the
+Spark per-partition function delegate to the same four calls
+(``create_accumulator`` / ``add_batch`` / ``merge_accumulators`` / ``compact``) and
+ship accumulators as :meth:`StatsAccumulator.to_dict` (JSON-safe, no pickle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from normcore.errors import InputError
+from normcore.stats.moments import MomentsState
+from normcore.stats.quantiles import DEFAULT_SKETCH_K, QuantileSketch
+
+#: What ``add_batch`` accepts: an Arrow batch / table or a mapping of column name
+#: to an Arrow array or a NumPy array.
+Batch = Union[pa.RecordBatch, pa.Table, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class ColumnRequest:
+    """Which statistics to gather for one column.
+
+    Parameters
+    ----------
+    name : str
+        Column name in the batches.
+    quantiles : bool, default False
+        Also keep a KLL quantile sketch (needed by ``robust`` and ``quantile``).
+    sketch_k : int, default 2048
+        KLL ``k`` when ``quantiles`` is set.
+    """
+
+    name: str
+    quantiles: bool = False
+    sketch_k: int = DEFAULT_SKETCH_K
+
+
+class ColumnStats:
+    """Moments (always) and a quantile sketch (on request) of one column."""
+
+    __slots__ = ("moments", "sketch")
+
+    def __init__(self, moments: MomentsState, sketch: QuantileSketch | None) -> None:
+        self.moments = moments
+        self.sketch = sketch
+
+    @classmethod
+    def create(cls, request: ColumnRequest) -> ColumnStats:
+        """An empty state for ``request``."""
+        sketch = QuantileSketch(request.sketch_k) if request.quantiles else None
+        return cls(MomentsState(), sketch)
+
+    def add_column(self, column: pa.Array | pa.ChunkedArray | np.ndarray, name: str) -> None:
+        """Fold one column batch (any integer or float type; nulls counted)."""
+        for values, nulls in _float64_chunks(column, name):
+            self.moments.add_nulls(nulls)
+            self.moments.add_values(values)
+            if self.sketch is not None:
+                self.sketch.add_values(values[np.isfinite(values)])
+
+    def merge(self, other: ColumnStats) -> ColumnStats:
+        """Fold ``other`` into this state."""
+        self.moments.merge(other.moments)
+        if self.sketch is not None and other.sketch is not None:
+            self.sketch.merge(other.sketch)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe state."""
+        return {
+            "moments": self.moments.to_dict(),
+            "sketch": None if self.sketch is None else self.sketch.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, state: Mapping[str, Any]) -> ColumnStats:
+        """Inverse of :meth:`to_dict`."""
+        sketch = state.get("sketch")
+        return cls(
+            MomentsState.from_dict(state["moments"]),
+            None if sketch is None else QuantileSketch.from_dict(sketch),
+        )
+
+
+class StatsAccumulator:
+    """Row count and per-column :class:`ColumnStats` of a set of batches.
+
+    Pickles through :meth:`to_dict` (never the C++ sketch object).
+    """
+
+    __slots__ = ("rows", "columns")
+
+    def __init__(self, rows: int, columns: dict[str, ColumnStats]) -> None:
+        self.rows = rows
+        self.columns = columns
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe state: ``{"rows": n, "columns": {name: ColumnStats.to_dict()}}``."""
+        return {"rows": self.rows, "columns": {n: c.to_dict() for n, c in self.columns.items()}}
+
+    @classmethod
+    def from_dict(cls, state: Mapping[str, Any]) -> StatsAccumulator:
+        """Inverse of :meth:`to_dict`."""
+        columns = {n: ColumnStats.from_dict(c) for n, c in state["columns"].items()}
+        return cls(int(state["rows"]), columns)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.to_dict()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        restored = self.from_dict(state)
+        self.rows = restored.rows
+        self.columns = restored.columns
+
+
+class FeatureStatsCombiner:
+    """Accumulates :class:`ColumnStats` for a fixed list of columns.
+
+    Parameters
+    ----------
+    requests : sequence of ColumnRequest
+        The columns and what to gather for each.
+
+    Notes
+    -----
+    The contract follows Apache Beam's ``CombineFn``: ``add_batch`` may mutate
+    its accumulator; ``merge_accumulators`` mutates and returns only the first
+    one; an empty accumulator is an identity for merging.
+    """
+
+    def __init__(self, requests: Sequence[ColumnRequest]) -> None:
+        self.requests = tuple(requests)
+
+    def create_accumulator(self) -> StatsAccumulator:
+        """An empty accumulator."""
+        return StatsAccumulator(0, {r.name: ColumnStats.create(r) for r in self.requests})
+
+    def add_batch(self, accumulator: StatsAccumulator, batch: Batch) -> StatsAccumulator:
+        """Fold one batch (an Arrow ``RecordBatch`` / ``Table`` or a column mapping)."""
+        accumulator.rows += _num_rows(batch)
+        for request in self.requests:
+            accumulator.columns[request.name].add_column(_column(batch, request.name), request.name)
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[StatsAccumulator]) -> StatsAccumulator:
+        """Merge into the first accumulator of ``accumulators`` and return it."""
+        iterator = iter(accumulators)
+        merged = next(iterator, None)
+        if merged is None:
+            return self.create_accumulator()
+        for accumulator in iterator:
+            merged.rows += accumulator.rows
+            for name, column in accumulator.columns.items():
+                merged.columns[name].merge(column)
+        return merged
+
+    def compact(self, accumulator: StatsAccumulator) -> StatsAccumulator:
+        """Return the accumulator as it should travel (already minimal)."""
+        return accumulator
+
+
+def _num_rows(batch: Batch) -> int:
+    if isinstance(batch, (pa.RecordBatch, pa.Table)):
+        return batch.num_rows
+    first = next(iter(batch.values()), None)
+    return 0 if first is None else len(first)
+
+
+def _column(batch: Batch, name: str) -> Any:
+    if isinstance(batch, (pa.RecordBatch, pa.Table)):
+        index = batch.schema.get_field_index(name)
+        if index < 0:
+            raise InputError(f"column '{name}' is missing from the batch")
+        return batch.column(index)
+    if name not in batch:
+        raise InputError(f"column '{name}' is missing from the batch")
+    return batch[name]
+
+
+def _float64_chunks(column: Any, name: str) -> Iterable[tuple[np.ndarray, int]]:
+    """Yield ``(float64 values without nulls, null count)`` per chunk of ``column``."""
+    if isinstance(column, pa.ChunkedArray):
+        for chunk in column.chunks:
+            yield from _float64_chunks(chunk, name)
+        return
+    if isinstance(column, pa.Array):
+        yield as_float64(column, name), column.null_count
+        return
+    array = np.asarray(column)
+    if array.dtype.kind not in "iuf":
+        raise InputError(f"column '{name}' has type {array.dtype}, expected an integer or float type")
+    yield np.ascontiguousarray(array, dtype=np.float64).reshape(-1), 0
+
+
+def as_float64(array: pa.Array, name: str) -> np.ndarray:
+    """The non-null values of an Arrow integer / float array as contiguous float64.
+
+    Parameters
+    ----------
+    array : pyarrow.Array
+        Integer (any width) or floating (16/32/64-bit) values.
+    name : str
+        Column name, for the error message.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_valid,)
+        Zero-copy for a float64 array without nulls.
+    """
+    kind = array.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        raise InputError(f"column '{name}' has type {kind}, expected an integer or float type")
+    if array.null_count:
+        array = array.drop_null()
+    if not pa.types.is_float64(kind):
+        array = pc.cast(array, pa.float64(), safe=False)
+    return array.to_numpy(zero_copy_only=False)
