@@ -104,6 +104,17 @@ class QuantileSketch:
         lower, upper = items[: q.size], items[q.size :]
         return _lerp(lower, upper, position - below)
 
+    def cdf(self, split_points: np.ndarray | list[float]) -> np.ndarray:
+        """Fraction of values ``<= split_points[i]`` for each (increasing) split point.
+
+        Returns ``len(split_points) + 1`` cumulative fractions, the last being 1.
+        NaN when empty.
+        """
+        points = [float(p) for p in split_points]
+        if self.n == 0:
+            return np.full(len(points) + 1, math.nan)
+        return np.asarray(self._sketch.get_cdf(points, True), dtype=np.float64)
+
     def to_bytes(self) -> bytes:
         """The sketch's portable binary serialization (DataSketches format)."""
         return self._sketch.serialize()
