@@ -88,7 +88,8 @@ class QuantileSketch:
         -------
         ndarray of float64
             Exactly ``numpy.percentile(values, percents)`` while the sketch is
-            exact; otherwise within :attr:`rank_error` in rank. NaN when empty.
+            exact; otherwise within :attr:`rank_error` in rank, except the 0th and
+            100th percentiles, which are always the exact min and max. NaN when empty.
         """
         q = np.asarray(percents, dtype=np.float64) / 100.0
         n = self.n
@@ -99,8 +100,11 @@ class QuantileSketch:
         position = q * (n - 1)
         below = np.floor(position)
         above = np.minimum(below + 1, n - 1)
-        ranks = np.concatenate([(below + 0.5) / n, (above + 0.5) / n])
-        items = np.asarray(self._sketch.get_quantiles(ranks.tolist(), True), dtype=np.float64)
+        indices = np.concatenate([below, above])
+        items = np.asarray(self._sketch.get_quantiles(((indices + 0.5) / n).tolist(), True), dtype=np.float64)
+        # The sketch keeps the exact extremes; an estimating sketch may not return them by rank.
+        items[indices == 0] = self._sketch.get_min_value()
+        items[indices == n - 1] = self._sketch.get_max_value()
         lower, upper = items[: q.size], items[q.size :]
         return _lerp(lower, upper, position - below)
 

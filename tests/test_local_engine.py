@@ -1,0 +1,178 @@
+"""The local engine through the CLI: invariance to file layout, outputs, keys, config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from conftest import write_parts
+
+from normcore.artifact import load_artifact
+from normcore.cli import main
+
+FEATURES = ["price", "rate", "count", "latency"]
+
+
+def _stats_close(left: dict, right: dict, rel: float = 1e-12, missing_as_one: bool = False) -> None:
+    assert left.keys() == right.keys()
+    for name in left:
+        a, b = left[name]["stats"], right[name]["stats"]
+        exact = ["count", "inf_count", "min", "max", "max_abs"]
+        if missing_as_one:
+            assert a["null_count"] + a["nan_count"] == b["null_count"] + b["nan_count"], name
+        else:
+            exact += ["null_count", "nan_count"]
+        for field in exact:
+            assert a[field] == b[field], (name, field)
+        for field in ("mean", "var", "std"):
+            assert a[field] == pytest.approx(b[field], rel=rel, abs=0), (name, field)
+        for field in ("shift", "scale", "offset"):
+            assert left[name]["transform"][field] == pytest.approx(right[name]["transform"][field], rel=rel)
+
+
+def test_one_file_and_40_files_give_the_same_artifact(tmp_path: Path, sample_table: pa.Table) -> None:
+    pq.write_table(sample_table, tmp_path / "one.parquet")
+    write_parts(sample_table, tmp_path / "forty", 40)
+    for source, target in (("one.parquet", "a.json"), ("forty", "b.json")):
+        assert main(["fit", str(tmp_path / source), "--artifact", str(tmp_path / target), "--batch-size", "97"]) == 0
+    one, forty = load_artifact(tmp_path / "a.json"), load_artifact(tmp_path / "b.json")
+    assert one.rows == forty.rows == sample_table.num_rows
+    _stats_close(one.document["features"], forty.document["features"])
+
+
+def test_csv_input_matches_parquet_input(tmp_path: Path, sample_table: pa.Table) -> None:
+    table = sample_table.select(["id", *FEATURES])
+    pq.write_table(table, tmp_path / "data.parquet")
+    pacsv.write_csv(table, tmp_path / "data.csv")
+    for source, target in (("data.parquet", "p.json"), ("data.csv", "c.json")):
+        assert main(["fit", str(tmp_path / source), "--artifact", str(tmp_path / target)]) == 0
+    parquet, csv = load_artifact(tmp_path / "p.json"), load_artifact(tmp_path / "c.json")
+    # CSV text round-trips floats exactly, but a NaN written as "nan" reads back as null.
+    _stats_close(parquet.document["features"], csv.document["features"], missing_as_one=True)
+
+
+def test_apply_output_keeps_rows_and_pass_through_columns(tmp_path: Path, sample_dir: Path, sample_table) -> None:
+    artifact, output = tmp_path / "a.json", tmp_path / "out"
+    assert main(["fit", str(sample_dir), "--artifact", str(artifact), "--features", ",".join(FEATURES)]) == 0
+    assert main(["apply", str(sample_dir), "--artifact", str(artifact), "--output", str(output)]) == 0
+    result = ds.dataset(output).to_table()
+    assert result.num_rows == sample_table.num_rows
+    assert result.column_names == sample_table.column_names
+    for name in ("id", "category", "constant"):
+        assert result.column(name).equals(sample_table.column(name))
+    for name in FEATURES:
+        assert result.schema.field(name).type == pa.float64()
+        source = sample_table.column(name).to_pandas().to_numpy(dtype=np.float64, na_value=np.nan)
+        finite = source[np.isfinite(source)]
+        expected = (source - finite.mean()) / finite.std()
+        got = result.column(name).to_pandas().to_numpy(dtype=np.float64, na_value=np.nan)
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12, equal_nan=True)
+        assert result.column(name).null_count == sample_table.column(name).null_count
+
+
+@pytest.mark.parametrize("method", ["zscore", "minmax", "robust", "quantile", "decimal"])
+def test_inverse_apply_restores_the_input(tmp_path: Path, sample_dir: Path, sample_table, method: str) -> None:
+    artifact, normalized, restored = tmp_path / "a.json", tmp_path / "n", tmp_path / "r"
+    features = ",".join(f"{f}:{method}" for f in FEATURES)
+    assert main(["fit", str(sample_dir), "--artifact", str(artifact), "--features", features]) == 0
+    assert main(["apply", str(sample_dir), "--artifact", str(artifact), "--output", str(normalized)]) == 0
+    assert main(["apply", str(normalized), "--artifact", str(artifact), "--output", str(restored), "--inverse"]) == 0
+    result = ds.dataset(restored).to_table()
+    for name in FEATURES:
+        original = sample_table.column(name).to_pandas().to_numpy(dtype=np.float64, na_value=np.nan)
+        back = result.column(name).to_pandas().to_numpy(dtype=np.float64, na_value=np.nan)
+        tolerance = 1e-9 if method == "quantile" else 1e-12
+        np.testing.assert_allclose(back, original, rtol=tolerance, atol=tolerance * np.nanmax(np.abs(original)), equal_nan=True)
+
+
+def _keyed_frame(rows: int = 3_000) -> pd.DataFrame:
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame(
+        {
+            "store": rng.choice(["north", "south", "east"], size=rows),
+            "sales": rng.normal(1e6, 1e3, size=rows),
+            "units": rng.poisson(20, size=rows).astype("int64"),
+        }
+    )
+    frame.loc[rng.random(rows) < 0.05, "store"] = None
+    return frame
+
+
+def test_per_key_statistics_equal_a_pandas_groupby(tmp_path: Path) -> None:
+    frame = _keyed_frame()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "k.parquet")
+    assert main(["fit", str(tmp_path / "k.parquet"), "--artifact", str(tmp_path / "k.json"), "--key", "store"]) == 0
+    artifact = load_artifact(tmp_path / "k.json")
+    assert artifact.key_values == ["east", "north", "south"]
+    grouped = frame.groupby("store")
+    for store in artifact.key_values:
+        group = grouped.get_group(store)
+        assert artifact.document["keys"][store]["rows"] == len(group)
+        for name in ("sales", "units"):
+            stats = artifact.feature(name, store)["stats"]
+            assert stats["count"] == len(group)
+            assert stats["mean"] == pytest.approx(group[name].mean(), rel=1e-12)
+            assert stats["var"] == pytest.approx(group[name].var(ddof=0), rel=1e-9)
+            assert (stats["min"], stats["max"]) == (group[name].min(), group[name].max())
+    # Rows with a null key count in the global statistics only.
+    assert artifact.rows == len(frame)
+    assert artifact.feature("sales")["stats"]["mean"] == pytest.approx(frame["sales"].mean(), rel=1e-12)
+
+
+def test_apply_uses_each_rows_key_and_counts_unseen_keys(tmp_path: Path, capsys) -> None:
+    frame = _keyed_frame()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "k.parquet")
+    assert main(["fit", str(tmp_path / "k.parquet"), "--artifact", str(tmp_path / "k.json"), "--key", "store"]) == 0
+    new = frame.copy()
+    new.loc[:99, "store"] = "west"
+    pq.write_table(pa.Table.from_pandas(new, preserve_index=False), tmp_path / "new.parquet")
+    capsys.readouterr()
+    assert main(["apply", str(tmp_path / "new.parquet"), "--artifact", str(tmp_path / "k.json"), "--output", str(tmp_path / "o")]) == 0
+    summary = capsys.readouterr().out
+    assert "unseen keys: 100 rows used the global statistics (e.g. west)" in summary
+    result = ds.dataset(tmp_path / "o").to_table().to_pandas()
+    stats = frame.groupby("store")["sales"].agg(mean="mean", std=lambda s: s.std(ddof=0))
+    for store in ("north", "south", "east"):
+        rows = new["store"] == store
+        expected = (new.loc[rows, "sales"] - stats.loc[store, "mean"]) / stats.loc[store, "std"]
+        np.testing.assert_allclose(result.loc[rows, "sales"], expected, rtol=1e-9, atol=1e-12)
+    fallback = new["store"].isin(["west"]) | new["store"].isna()
+    expected = (new.loc[fallback, "sales"] - frame["sales"].mean()) / frame["sales"].std(ddof=0)
+    np.testing.assert_allclose(result.loc[fallback, "sales"], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_run_with_config_and_option_override(tmp_path: Path, sample_dir: Path, capsys) -> None:
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        f"input: {sample_dir}\nartifact: {tmp_path}/a.json\noutput: {tmp_path}/out\nddof: 1\n"
+        "features:\n  - {name: rate, method: minmax, params: {feature_range: [-1, 1]}}\n  - {name: price}\n"
+    )
+    assert main(["run", "--config", str(config), "--method", "maxabs"]) == 0
+    artifact = load_artifact(tmp_path / "a.json")
+    assert artifact.feature("rate")["transform"]["params"]["feature_range"] == [-1.0, 1.0]
+    assert artifact.feature("price")["transform"]["method"] == "maxabs"
+    assert artifact.ddof == 1
+    result = ds.dataset(tmp_path / "out").to_table()
+    rate = result.column("rate").to_numpy(zero_copy_only=False)
+    assert np.nanmin(rate) == -1.0 and np.nanmax(rate) == 1.0
+    assert "artifact:" in capsys.readouterr().out
+
+
+def test_inspect_shows_every_feature(tmp_path: Path, sample_dir: Path, capsys) -> None:
+    assert main(["fit", str(sample_dir), "--artifact", str(tmp_path / "a.json"), "--features", "price,latency:robust"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "a.json")]) == 0
+    table = capsys.readouterr().out
+    lines = table.splitlines()
+    assert lines[0].startswith("a.json: normcore.artifact v1, engine local")
+    assert any(line.startswith("price") and "zscore" in line for line in lines)
+    assert any(line.startswith("latency") and "robust" in line for line in lines)
+    assert main(["inspect", str(tmp_path / "a.json"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["format"] == "normcore.artifact"
