@@ -1,0 +1,69 @@
+"""QuantileSketch: NumPy-exact while small, within its rank error when estimating."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from normcore.stats import QuantileSketch
+from normcore.stats.compare import population_stability_index, standardized_mean_shift, variance_ratio
+
+PERCENTS = [0, 0.5, 1, 5, 10, 25, 33.3, 50, 66.6, 75, 90, 99, 99.9, 100]
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 100, 2_000])
+def test_exact_sketch_equals_numpy_percentile(n: int) -> None:
+    rng = np.random.default_rng(n)
+    values = np.round(rng.normal(0, 10, n), 1)  # ties included
+    sketch = QuantileSketch().add_values(values)
+    assert sketch.rank_error == 0.0
+    np.testing.assert_array_equal(sketch.percentiles(PERCENTS), np.percentile(values, PERCENTS))
+
+
+def test_estimating_sketch_is_within_its_rank_error_and_keeps_exact_extremes() -> None:
+    rng = np.random.default_rng(1)
+    values = rng.standard_cauchy(300_000)
+    sketch = QuantileSketch()
+    for chunk in np.array_split(values, 7):
+        sketch.merge(QuantileSketch().add_values(chunk))
+    error = sketch.rank_error
+    assert 0 < error < 0.002
+    ordered = np.sort(values)
+    estimates = sketch.percentiles(PERCENTS)
+    ranks = np.searchsorted(ordered, estimates) / ordered.size
+    assert np.all(np.abs(ranks - np.asarray(PERCENTS) / 100) <= error + 1 / ordered.size)
+    assert estimates[0] == ordered[0] and estimates[-1] == ordered[-1]
+
+
+def test_sketch_round_trips_through_pickle_and_dict() -> None:
+    sketch = QuantileSketch(256).add_values(np.arange(10_000.0))
+    for restored in (pickle.loads(pickle.dumps(sketch)), QuantileSketch.from_dict(sketch.to_dict())):
+        assert restored.k == 256 and restored.n == 10_000
+        np.testing.assert_array_equal(restored.percentiles(PERCENTS), sketch.percentiles(PERCENTS))
+
+
+def test_cdf_counts_values_at_or_below_each_split() -> None:
+    sketch = QuantileSketch().add_values(np.array([1.0, 2.0, 2.0, 3.0]))
+    np.testing.assert_allclose(sketch.cdf([1.5, 2.0, 3.0]), [0.25, 0.75, 1.0, 1.0])
+
+
+def test_drift_metrics_against_their_definitions() -> None:
+    reference = {"mean": 10.0, "var": 4.0}
+    assert standardized_mean_shift(reference, {"mean": 13.0, "var": 1.0}) == pytest.approx(1.5)
+    assert variance_ratio(reference, {"mean": 0.0, "var": 9.0}) == pytest.approx(2.25)
+    assert standardized_mean_shift({"mean": 1.0, "var": 0.0}, {"mean": 1.0, "var": 0.0}) == 0.0
+    assert variance_ratio({"mean": 1.0, "var": 0.0}, {"mean": 1.0, "var": 1.0}) == np.inf
+    rng = np.random.default_rng(0)
+    base = QuantileSketch().add_values(rng.normal(0, 1, 50_000))
+    same = QuantileSketch().add_values(rng.normal(0, 1, 50_000))
+    shifted_values = rng.normal(0.5, 1, 50_000)
+    shifted = QuantileSketch().add_values(shifted_values)
+    # PSI by its definition on the reference deciles, computed with NumPy.
+    edges = np.unique(base.percentiles(np.arange(10, 100, 10)))
+    expected = np.diff(base.cdf(edges), prepend=0.0)
+    actual = np.histogram(shifted_values, bins=np.concatenate([[-np.inf], edges, [np.inf]]))[0] / shifted_values.size
+    definition = np.sum((actual - expected) * np.log(actual / expected))
+    assert population_stability_index(base, shifted) == pytest.approx(definition, rel=0.05)
+    assert population_stability_index(base, same) < 0.01 < 0.1 < population_stability_index(base, shifted)
