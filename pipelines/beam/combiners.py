@@ -1,0 +1,105 @@
+"""Beam ``CombineFn`` adapters: they delegate to normcore's engine-agnostic combiners.
+
+No statistic is computed here. :class:`FeatureStatsCombineFn` maps Beam's four calls
+onto :class:`normcore.stats.FeatureStatsCombiner` one to one, and accumulators travel
+as JSON (:meth:`StatsAccumulator.to_dict`) through :class:`StatsAccumulatorCoder`, never
+as a pickle of the C++ sketch objects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+
+import apache_beam as beam
+import pyarrow as pa
+
+from normcore.apply import ApplyCounts
+from normcore.stats import ColumnRequest, FeatureStatsCombiner, StatsAccumulator
+
+
+class StatsAccumulatorCoder(beam.coders.Coder):
+    """Encodes a :class:`StatsAccumulator` as the UTF-8 JSON of its ``to_dict``."""
+
+    def encode(self, accumulator: StatsAccumulator) -> bytes:
+        """JSON bytes of ``accumulator.to_dict()`` (floats round-trip exactly)."""
+        return json.dumps(accumulator.to_dict(), separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+    def decode(self, encoded: bytes) -> StatsAccumulator:
+        """Inverse of :meth:`encode`."""
+        return StatsAccumulator.from_dict(json.loads(encoded))
+
+    def is_deterministic(self) -> bool:
+        """Equal accumulators encode equally (dict order is fixed by the requests)."""
+        return True
+
+
+class FeatureStatsCombineFn(beam.CombineFn):
+    """Statistics of Arrow record batches / tables, one :class:`StatsAccumulator` out.
+
+    Parameters
+    ----------
+    requests : sequence of ColumnRequest
+        The columns and what to gather for each (``FitPlan.requests()``).
+
+    Notes
+    -----
+    Inputs are whole ``pyarrow.RecordBatch`` or ``pyarrow.Table`` elements (as
+    ``ReadFromParquetBatched`` yields them), never one row at a time. The contract is
+    Beam's: ``add_input`` mutates its accumulator, ``merge_accumulators`` mutates only
+    the first one, ``compact`` runs before an accumulator goes over the wire. The output
+    is the merged accumulator; :func:`normcore.fitting.build_artifact` turns it into an
+    artifact.
+    """
+
+    def __init__(self, requests: Sequence[ColumnRequest]) -> None:
+        super().__init__()
+        self._combiner = FeatureStatsCombiner(requests)
+
+    def create_accumulator(self) -> StatsAccumulator:
+        """An empty accumulator."""
+        return self._combiner.create_accumulator()
+
+    def add_input(self, mutable_accumulator: StatsAccumulator, element: pa.RecordBatch | pa.Table) -> StatsAccumulator:
+        """Fold one record batch or table."""
+        return self._combiner.add_batch(mutable_accumulator, element)
+
+    def merge_accumulators(self, accumulators: Iterable[StatsAccumulator]) -> StatsAccumulator:
+        """Merge into the first accumulator."""
+        return self._combiner.merge_accumulators(accumulators)
+
+    def compact(self, accumulator: StatsAccumulator) -> StatsAccumulator:
+        """The accumulator as it should travel."""
+        return self._combiner.compact(accumulator)
+
+    def extract_output(self, accumulator: StatsAccumulator) -> StatsAccumulator:
+        """The merged accumulator itself."""
+        return accumulator
+
+    def get_accumulator_coder(self) -> beam.coders.Coder:
+        """JSON coder (no pickle)."""
+        return StatsAccumulatorCoder()
+
+
+class ApplyCountsCombineFn(beam.CombineFn):
+    """Merges the :class:`normcore.apply.ApplyCounts` of every normalized batch."""
+
+    def create_accumulator(self) -> ApplyCounts:
+        """Nothing counted yet."""
+        return ApplyCounts()
+
+    def add_input(self, mutable_accumulator: ApplyCounts, element: ApplyCounts) -> ApplyCounts:
+        """Add one batch's counts."""
+        return mutable_accumulator.merge(element)
+
+    def merge_accumulators(self, accumulators: Iterable[ApplyCounts]) -> ApplyCounts:
+        """Merge into the first accumulator."""
+        iterator = iter(accumulators)
+        merged = next(iterator, None) or ApplyCounts()
+        for counts in iterator:
+            merged.merge(counts)
+        return merged
+
+    def extract_output(self, accumulator: ApplyCounts) -> ApplyCounts:
+        """The merged counts."""
+        return accumulator

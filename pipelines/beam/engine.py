@@ -1,0 +1,232 @@
+"""The Beam engine behind ``normcore fit|apply|run --engine beam``.
+
+``fit`` runs one pipeline (read -> :class:`~pipelines.beam.transforms.AccumulateStats`)
+and builds the artifact in this process with :func:`normcore.fitting.build_artifact`, so
+bad input (no rows, a column without a finite value) is reported as a one-line error
+exactly as on the local engine. ``apply`` runs read ->
+:class:`~pipelines.beam.transforms.ApplyNormalization` ->
+:class:`~pipelines.beam.transforms.WriteNormalized` into the staging directory the
+caller renames into place.
+
+The merged statistics and apply counts come back to this process as a small JSON file
+written by the pipeline: in a temporary directory for local runs (and portable runners
+in ``LOOPBACK`` mode), under ``--temp_location`` otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
+
+from normcore.apply import ApplyCounts, BatchNormalizer
+from normcore.artifact import Artifact
+from normcore.config import JobConfig
+from normcore.errors import ConfigError, InputError, NormcoreError
+from normcore.io import InputSource
+from normcore.plan import FitPlan
+from normcore.stats import StatsAccumulator
+from pipelines.beam.options import create_pipeline, pipeline_options, results_are_local
+from pipelines.beam.transforms import (
+    AccumulateStats,
+    ApplyNormalization,
+    ReadBatches,
+    Stats,
+    WriteNormalized,
+    build_stats_artifact,
+    report_missing,
+)
+
+
+def fit(job: JobConfig, plan: FitPlan, source: InputSource, *, argv: Sequence[str] = ()) -> Artifact:
+    """Fit ``plan`` on ``source`` with a Beam pipeline.
+
+    Parameters
+    ----------
+    job : JobConfig
+        ``job.beam`` gives the runner, extra pipeline options and the fanout.
+    plan : FitPlan
+        Features, methods, ddof and key.
+    source : InputSource
+        The resolved input.
+    argv : sequence of str
+        Beam pipeline options from the command line (they override ``job.beam.options``).
+
+    Returns
+    -------
+    Artifact
+        Recorded with ``engine: "beam"``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown pipeline option, or a remote runner without ``--temp_location``.
+    InputError
+        No rows, or a feature without any finite value.
+    """
+    options = pipeline_options(job, argv)
+    with _results_location(options) as results:
+        stats_path = FileSystems.join(results, "stats.json")
+        pipeline = create_pipeline(options)
+        stats = (
+            pipeline
+            | "ReadBatches" >> ReadBatches(source, plan.columns(), job.local.batch_size)
+            | "AccumulateStats" >> AccumulateStats(plan, job.beam.hot_key_fanout)
+        )
+        _ = stats | "ReportMissing" >> beam.Map(report_missing, plan)
+        _ = (
+            stats
+            | "EncodeStats" >> beam.Map(encode_stats)
+            | "WriteStats" >> beam.io.WriteToText(stats_path, shard_name_template="")
+        )
+        run_pipeline(pipeline)
+        merged = decode_stats(_read_result(stats_path))
+    return build_stats_artifact(merged, plan, source.path)
+
+
+def apply(
+    job: JobConfig,
+    artifact: Artifact,
+    source: InputSource,
+    output_dir: Path,
+    *,
+    inverse: bool = False,
+    argv: Sequence[str] = (),
+) -> ApplyCounts:
+    """Normalize (or invert) ``source`` into Parquet files under ``output_dir``.
+
+    Parameters
+    ----------
+    job : JobConfig
+        ``job.beam`` gives the runner and extra pipeline options.
+    artifact : Artifact
+        Fitted statistics (a constant of the pipeline).
+    source : InputSource
+        The resolved input.
+    output_dir : Path or str
+        Empty directory that receives ``part-SSSSS-of-NNNNN.parquet`` files.
+    inverse : bool, default False
+        Apply the inverse transforms.
+    argv : sequence of str
+        Beam pipeline options from the command line.
+
+    Returns
+    -------
+    ApplyCounts
+        Rows written and rows whose key had no statistics of its own.
+
+    Raises
+    ------
+    ArtifactError
+        The input lacks a fitted column or the key column.
+    InputError
+        The input has no rows.
+    """
+    options = pipeline_options(job, argv)
+    normalizer = BatchNormalizer(artifact, inverse=inverse)
+    normalizer.check_schema(source.schema, source.path)
+    with _results_location(options) as results:
+        counts_path = FileSystems.join(results, "counts.json")
+        pipeline = create_pipeline(options)
+        tables = pipeline | "ReadBatches" >> ReadBatches(source, None, job.local.batch_size)
+        normalized, counts = tables | "ApplyNormalization" >> ApplyNormalization(
+            artifact, inverse=inverse, with_counts=True
+        )
+        _ = normalized | "WriteNormalized" >> WriteNormalized(str(output_dir), normalizer.output_schema(source.schema))
+        _ = (
+            counts
+            | "EncodeCounts" >> beam.Map(encode_counts)
+            | "WriteCounts" >> beam.io.WriteToText(counts_path, shard_name_template="")
+        )
+        run_pipeline(pipeline)
+        merged = decode_counts(_read_result(counts_path))
+    if merged.rows == 0:
+        raise InputError(f"input '{source.path}' has no rows")
+    return merged
+
+
+def run_pipeline(pipeline: beam.Pipeline) -> None:
+    """Run ``pipeline`` to completion.
+
+    A normcore error raised inside a step (Beam appends the step name and a stack
+    trace to its message) is re-raised as the same type with its first line, so the
+    CLI prints one ``error:`` line.
+    """
+    try:
+        pipeline.run().wait_until_finish()
+    except NormcoreError as exc:
+        raise type(exc)(_first_line(str(exc))) from None
+
+
+def _first_line(message: str) -> str:
+    line = message.strip().splitlines()[0] if message.strip() else ""
+    return line.split(" [while running", 1)[0]
+
+
+def encode_stats(stats: Stats) -> str:
+    """JSON of an :class:`AccumulateStats` output (accumulators via ``to_dict``)."""
+    if isinstance(stats, StatsAccumulator):
+        return json.dumps({"stats": stats.to_dict()}, allow_nan=False)
+    return json.dumps({"keyed": [[key, acc.to_dict()] for key, acc in stats.items()]}, allow_nan=False)
+
+
+def decode_stats(text: str) -> Stats:
+    """Inverse of :func:`encode_stats`."""
+    document = json.loads(text)
+    if "stats" in document:
+        return StatsAccumulator.from_dict(document["stats"])
+    return {key: StatsAccumulator.from_dict(state) for key, state in document["keyed"]}
+
+
+def encode_counts(counts: ApplyCounts) -> str:
+    """JSON of :meth:`ApplyCounts.to_dict`."""
+    return json.dumps(counts.to_dict())
+
+
+def decode_counts(text: str) -> ApplyCounts:
+    """Inverse of :func:`encode_counts` (the unseen keys are the sample kept)."""
+    document = json.loads(text)
+    return ApplyCounts(
+        rows=document["rows"],
+        unseen_key_rows=document["unseen_key_rows"],
+        null_key_rows=document["null_key_rows"],
+        unseen_keys=set(document["unseen_keys_sample"]),
+    )
+
+
+@contextlib.contextmanager
+def _results_location(options: PipelineOptions) -> Iterator[str]:
+    """A directory both the pipeline's workers and this process can read and write."""
+    temp_location = options.view_as(GoogleCloudOptions).temp_location
+    if temp_location:
+        location = FileSystems.join(temp_location, f"normcore-{uuid.uuid4().hex}")
+        try:
+            yield location
+        finally:
+            with contextlib.suppress(Exception):
+                FileSystems.delete([location])
+        return
+    if not results_are_local(options):
+        runner = options.view_as(StandardOptions).runner
+        raise ConfigError(
+            f"option --temp_location is required with runner '{runner}': the pipeline writes its "
+            "statistics there for this process to read (e.g. --temp_location=gs://BUCKET/tmp)"
+        )
+    location = tempfile.mkdtemp(prefix="normcore-beam-")
+    try:
+        yield location
+    finally:
+        shutil.rmtree(location, ignore_errors=True)
+
+
+def _read_result(path: str) -> str:
+    with FileSystems.open(path) as stream:
+        return stream.read().decode("utf-8").strip()

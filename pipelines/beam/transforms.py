@@ -1,0 +1,356 @@
+"""Composite PTransforms users import into their own pipelines.
+
+* :class:`ReadBatches`: a normcore input (Parquet or CSV files) as a PCollection of
+  ``pyarrow.Table`` (one per Parquet row group), never one dict per row.
+* :class:`AccumulateStats`: tables -> merged :class:`~normcore.stats.StatsAccumulator`
+  (or, with a key, one ``{key value: accumulator}`` mapping).
+* :class:`ComputeStats`: tables -> one :class:`~normcore.artifact.Artifact`.
+* :class:`ApplyNormalization`: tables -> normalized tables, the artifact as a side input;
+  no shuffle and no re-join: each table is transformed in place, so pass-through columns
+  stay in the same batch.
+* :class:`WriteNormalized`: tables -> Parquet files that ``pyarrow.dataset`` reads.
+
+Every step is labelled; statistics are only created, folded, merged and compacted by
+:class:`~pipelines.beam.combiners.FeatureStatsCombineFn`, fitted by
+:func:`normcore.fitting.build_artifact` and applied by
+:class:`normcore.apply.BatchNormalizer`.
+
+Metrics (namespace ``normcore``): ``rows_read``, ``rows_normalized``, ``rows_written``,
+``unseen_key_rows``, ``null_key_rows`` and, per feature, ``<feature>.null_count``,
+``<feature>.nan_count``, ``<feature>.inf_count`` (values left out of the statistics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Union
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.dataset as ds
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.parquetio import ReadAllFromParquetBatched, WriteToParquetBatched
+from apache_beam.metrics import Metrics
+
+from normcore.apply import ApplyCounts, BatchNormalizer
+from normcore.artifact import Artifact
+from normcore.errors import InputError
+from normcore.fitting import build_artifact, merge_keyed
+from normcore.io import InputSource
+from normcore.keys import key_groups
+from normcore.plan import FitPlan
+from normcore.stats import FeatureStatsCombiner, StatsAccumulator
+from pipelines.beam.combiners import ApplyCountsCombineFn, FeatureStatsCombineFn
+
+#: Namespace of every Beam metric normcore reports.
+METRICS_NAMESPACE = "normcore"
+
+#: What :class:`AccumulateStats` emits: one accumulator, or one per key value
+#: (``None`` for rows with a null key).
+Stats = Union[StatsAccumulator, Mapping[Union[str, None], StatsAccumulator]]
+
+ArrowBatch = Union[pa.Table, pa.RecordBatch]
+
+
+def _count_rows(table: ArrowBatch, counter: Any) -> ArrowBatch:
+    counter.inc(table.num_rows)
+    return table
+
+
+class _ReadCsvFile(beam.DoFn):
+    """Reads one CSV file as Arrow tables of ``batch_size`` rows with a fixed schema."""
+
+    def __init__(self, schema: pa.Schema, columns: Sequence[str] | None, batch_size: int) -> None:
+        self._schema = schema
+        self._columns = list(columns) if columns is not None else None
+        self._batch_size = batch_size
+
+    def process(self, path: str) -> Iterator[pa.Table]:
+        dataset = ds.dataset(path, format="csv", schema=self._schema)
+        try:
+            for batch in dataset.to_batches(columns=self._columns, batch_size=self._batch_size):
+                if batch.num_rows:
+                    yield pa.Table.from_batches([batch])
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"cannot read input '{path}': {exc}") from None
+
+
+def _conform(table: pa.Table, schema: pa.Schema, counter: Any) -> pa.Table:
+    """``table`` with ``schema``'s columns, order and types (a no-op when they agree)."""
+    if not table.schema.equals(schema, check_metadata=False):
+        table = table.select(schema.names).cast(schema)
+    counter.inc(table.num_rows)
+    return table
+
+
+class ReadBatches(beam.PTransform):
+    """Read a resolved normcore input as a PCollection of ``pyarrow.Table``.
+
+    Parameters
+    ----------
+    source : normcore.io.InputSource
+        Files, format and schema (``normcore.io.open_input``).
+    columns : sequence of str, optional
+        Columns to read (a fit reads only the features and the key); default all.
+    batch_size : int, default 131072
+        Rows per table for CSV input (Parquet yields one table per row group).
+
+    Notes
+    -----
+    Parquet goes through Beam's ``ReadAllFromParquetBatched`` over exactly the files of
+    ``source`` (the files the local engine reads), split by row group. Every table is
+    cast to the input schema, so files that differ in integer width still write one
+    output schema. Counts ``rows_read``.
+    """
+
+    def __init__(self, source: InputSource, columns: Sequence[str] | None = None, batch_size: int = 131_072) -> None:
+        super().__init__()
+        self._source = source
+        self._columns = list(columns) if columns is not None else None
+        self._batch_size = batch_size
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        schema = self._source.schema
+        if self._columns is not None:
+            schema = pa.schema([schema.field(name) for name in self._columns])
+        files = pbegin | "ListFiles" >> beam.Create(list(self._source.files))
+        if self._source.format == "parquet":
+            tables = files | "ReadParquet" >> ReadAllFromParquetBatched(columns=self._columns)
+        else:
+            tables = files | "ReadCsv" >> beam.ParDo(_ReadCsvFile(self._source.schema, self._columns, self._batch_size))
+        rows_read = Metrics.counter(METRICS_NAMESPACE, "rows_read")
+        return tables | "ConformSchema" >> beam.Map(_conform, schema, rows_read)
+
+
+class _SplitByKey(beam.DoFn):
+    """Emits ``(key value or None, rows of that key)`` for every key in a table."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def process(self, table: ArrowBatch) -> Iterator[tuple[str | None, ArrowBatch]]:
+        index = table.schema.get_field_index(self._key)
+        if index < 0:
+            raise InputError(f"key column '{self._key}' is missing from a batch; it has: {', '.join(table.schema.names)}")
+        for value, rows in key_groups(table.column(index)):
+            yield value, table.take(pa.array(rows))
+
+
+class AccumulateStats(beam.PTransform):
+    """Tables -> merged statistics of every planned feature (one element).
+
+    Parameters
+    ----------
+    plan : normcore.plan.FitPlan
+        Features (and key) to gather statistics for.
+    fanout : int, optional
+        Intermediate combining for wide or skewed data: ``CombineGlobally.with_fanout``
+        without a key, ``CombinePerKey.with_hot_key_fanout`` with one.
+
+    Notes
+    -----
+    Without a key the output is one :class:`~normcore.stats.StatsAccumulator`. With a
+    key it is one ``{key value: accumulator}`` dict: key values are named by
+    :mod:`normcore.keys` (as on every engine), rows with a null key go to the ``None``
+    entry, which counts only towards the global statistics.
+    """
+
+    def __init__(self, plan: FitPlan, fanout: int | None = None) -> None:
+        super().__init__()
+        self._plan = plan
+        self._fanout = fanout
+
+    def expand(self, tables: beam.PCollection) -> beam.PCollection:
+        combine_fn = FeatureStatsCombineFn(self._plan.requests())
+        if self._plan.key is None:
+            combine = beam.CombineGlobally(combine_fn)
+            if self._fanout:
+                combine = combine.with_fanout(self._fanout)
+            return tables | "CombineStats" >> combine
+        per_key = beam.CombinePerKey(combine_fn)
+        if self._fanout:
+            per_key = per_key.with_hot_key_fanout(self._fanout)
+        return (
+            tables
+            | "SplitByKey" >> beam.ParDo(_SplitByKey(self._plan.key))
+            | "CombineStatsPerKey" >> per_key
+            | "CollectKeys" >> beam.combiners.ToDict()
+        )
+
+
+def split_stats(plan: FitPlan, stats: Stats) -> tuple[StatsAccumulator, dict[str | None, StatsAccumulator] | None]:
+    """``(global accumulator, per-key accumulators or None)`` of an :class:`AccumulateStats` output.
+
+    With a key, the global accumulator is the merge of every key's
+    (:func:`normcore.fitting.merge_keyed`, null key included).
+    """
+    if plan.key is None:
+        return stats, None
+    keyed = dict(stats)
+    return merge_keyed(FeatureStatsCombiner(plan.requests()), keyed), keyed
+
+
+def build_stats_artifact(stats: Stats, plan: FitPlan, source: str | None = None) -> Artifact:
+    """:func:`normcore.fitting.build_artifact` of an :class:`AccumulateStats` output."""
+    accumulator, keyed = split_stats(plan, stats)
+    return build_artifact(plan, accumulator, keyed, engine="beam", source=source)
+
+
+def report_missing(stats: Stats, plan: FitPlan) -> None:
+    """Set the ``<feature>.null_count`` / ``.nan_count`` / ``.inf_count`` counters."""
+    accumulator, _ = split_stats(plan, stats)
+    for feature in plan.features:
+        moments = accumulator.columns[feature.name].moments
+        for kind in ("null_count", "nan_count", "inf_count"):
+            Metrics.counter(METRICS_NAMESPACE, f"{feature.name}.{kind}").inc(getattr(moments, kind))
+
+
+class ComputeStats(beam.PTransform):
+    """Tables -> one fitted :class:`~normcore.artifact.Artifact` (per key with ``plan.key``).
+
+    Parameters
+    ----------
+    plan : normcore.plan.FitPlan
+        Features, methods, ddof and key (``normcore.plan.resolve_plan``).
+    fanout : int, optional
+        See :class:`AccumulateStats`.
+    source : str, optional
+        Input path recorded in the artifact.
+
+    Examples
+    --------
+    >>> artifact = (p | ReadBatches(source, plan.columns())            # doctest: +SKIP
+    ...               | "ComputeStats" >> ComputeStats(plan))
+    """
+
+    def __init__(self, plan: FitPlan, fanout: int | None = None, source: str | None = None) -> None:
+        super().__init__()
+        self._plan = plan
+        self._fanout = fanout
+        self._source = source
+
+    def expand(self, tables: beam.PCollection) -> beam.PCollection:
+        stats = tables | "AccumulateStats" >> AccumulateStats(self._plan, self._fanout)
+        _ = stats | "ReportMissing" >> beam.Map(report_missing, self._plan)
+        return stats | "BuildArtifact" >> beam.Map(build_stats_artifact, self._plan, self._source)
+
+
+#: Tag of :class:`_NormalizeBatches`' side output of per-batch :class:`ApplyCounts`.
+COUNTS_TAG = "counts"
+
+
+class _NormalizeBatches(beam.DoFn):
+    """Transforms each table / record batch with a :class:`BatchNormalizer` (built once per artifact)."""
+
+    def __init__(self, features: Sequence[str] | None, inverse: bool) -> None:
+        self._features = list(features) if features is not None else None
+        self._inverse = inverse
+        self._normalizer: BatchNormalizer | None = None
+        self._rows = Metrics.counter(METRICS_NAMESPACE, "rows_normalized")
+        self._unseen = Metrics.counter(METRICS_NAMESPACE, "unseen_key_rows")
+        self._null_keys = Metrics.counter(METRICS_NAMESPACE, "null_key_rows")
+
+    def _normalizer_for(self, artifact: Artifact) -> BatchNormalizer:
+        if self._normalizer is None or self._normalizer.artifact.checksum != artifact.checksum:
+            self._normalizer = BatchNormalizer(artifact, self._features, self._inverse)
+        return self._normalizer
+
+    def process(self, element: ArrowBatch, artifact: Artifact) -> Iterator[Any]:
+        normalizer = self._normalizer_for(artifact)
+        counts = ApplyCounts()
+        if isinstance(element, pa.RecordBatch):
+            result, counts = normalizer.transform_batch(element)
+        else:
+            batches = []
+            for batch in element.to_batches():
+                normalized, batch_counts = normalizer.transform_batch(batch)
+                batches.append(normalized)
+                counts.merge(batch_counts)
+            result = pa.Table.from_batches(batches, schema=normalizer.output_schema(element.schema))
+        self._rows.inc(counts.rows)
+        self._unseen.inc(counts.unseen_key_rows)
+        self._null_keys.inc(counts.null_key_rows)
+        yield result
+        yield beam.pvalue.TaggedOutput(COUNTS_TAG, counts)
+
+
+class ApplyNormalization(beam.PTransform):
+    """Tables (or record batches) -> the same elements with features normalized.
+
+    Parameters
+    ----------
+    artifact : Artifact or PCollection of one Artifact
+        Fitted statistics: a constant, or the output of :class:`ComputeStats` in the
+        same pipeline (used as a singleton side input).
+    features : sequence of str, optional
+        Features to transform; default every feature of the artifact.
+    inverse : bool, default False
+        Apply the inverse transforms.
+    with_counts : bool, default False
+        Also return a PCollection holding one merged :class:`normcore.apply.ApplyCounts`
+        (rows, unseen and null key rows); the output is then ``(tables, counts)``.
+
+    Notes
+    -----
+    One ``ParDo`` with no shuffle: each element keeps its rows, their order and its
+    pass-through columns; feature columns become float64 under their own names.
+    """
+
+    def __init__(
+        self,
+        artifact: Artifact | beam.PCollection,
+        features: Sequence[str] | None = None,
+        inverse: bool = False,
+        with_counts: bool = False,
+    ) -> None:
+        super().__init__()
+        self._artifact = artifact
+        self._features = features
+        self._inverse = inverse
+        self._with_counts = with_counts
+
+    def expand(self, tables: beam.PCollection) -> beam.PCollection | tuple[beam.PCollection, beam.PCollection]:
+        artifact = self._artifact
+        if isinstance(artifact, beam.PCollection):
+            artifact = beam.pvalue.AsSingleton(artifact)
+        outputs = tables | "Normalize" >> beam.ParDo(
+            _NormalizeBatches(self._features, self._inverse), artifact
+        ).with_outputs(COUNTS_TAG, main="normalized")
+        if not self._with_counts:
+            return outputs.normalized
+        counts = outputs[COUNTS_TAG] | "MergeCounts" >> beam.CombineGlobally(ApplyCountsCombineFn())
+        return outputs.normalized, counts
+
+
+class WriteNormalized(beam.PTransform):
+    """Tables -> snappy Parquet files ``part-SSSSS-of-NNNNN.parquet`` under ``directory``.
+
+    Parameters
+    ----------
+    directory : str
+        Output directory (local or any Beam filesystem); ``pyarrow.dataset.dataset``
+        reads it once the pipeline has finished.
+    schema : pyarrow.Schema
+        Schema of every table (``BatchNormalizer.output_schema``).
+
+    Notes
+    -----
+    Counts ``rows_written``. Beam writes each bundle to a temporary file and renames the
+    files into place when the write finishes.
+    """
+
+    def __init__(self, directory: str, schema: pa.Schema) -> None:
+        super().__init__()
+        self._directory = directory
+        self._schema = schema
+
+    def expand(self, tables: beam.PCollection) -> beam.pvalue.PDone:
+        rows_written = Metrics.counter(METRICS_NAMESPACE, "rows_written")
+        return (
+            tables
+            | "CountRowsWritten" >> beam.Map(_count_rows, rows_written)
+            | "WriteParquet"
+            >> WriteToParquetBatched(
+                FileSystems.join(self._directory, "part"), self._schema, codec="snappy", file_name_suffix=".parquet"
+            )
+        )
