@@ -7,6 +7,7 @@ objects (a loop, a Beam ``CombineFn``, Spark partitions); they all finish with
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -45,12 +46,18 @@ def _feature_entry(feature: FeaturePlan, column: ColumnStats, ddof: int) -> tupl
     return {"dtype": feature.dtype, "stats": stats, "transform": transform}, fit.constant
 
 
-def _no_finite_value(name: str, column: ColumnStats, where: str) -> InputError:
+def _check_fittable(name: str, column: ColumnStats, where: str) -> None:
     m = column.moments
-    return InputError(
-        f"column '{name}'{where} has no finite value to fit "
-        f"({m.null_count} null, {m.nan_count} NaN, {m.inf_count} inf)"
-    )
+    if m.count == 0:
+        raise InputError(
+            f"column '{name}'{where} has no finite value to fit "
+            f"({m.null_count} null, {m.nan_count} NaN, {m.inf_count} inf)"
+        )
+    if not (math.isfinite(m.mean) and math.isfinite(m.m2)):
+        raise InputError(
+            f"column '{name}'{where}: its moments overflow float64 (max |x| = {m.max_abs:.3g}); "
+            "rescale the column before normalizing it"
+        )
 
 
 def build_artifact(
@@ -97,8 +104,7 @@ def build_artifact(
     features: dict[str, Any] = {}
     for feature in plan.features:
         column = accumulator.columns[feature.name]
-        if column.moments.count == 0:
-            raise _no_finite_value(feature.name, column, f" in '{source}'" if source else "")
+        _check_fittable(feature.name, column, f" in '{source}'" if source else "")
         features[feature.name], constant = _feature_entry(feature, column, plan.ddof)
         if constant:
             warnings.warn(

@@ -207,3 +207,10 @@ def test_states_round_trip_through_pickle_and_json() -> None:
         assert restored.columns["x"].sketch.to_bytes() == accumulator.columns["x"].sketch.to_bytes()
     empty = MomentsState()
     assert MomentsState.from_dict(json.loads(json.dumps(empty.to_dict()))) == empty
+
+
+def test_overflowing_moments_are_an_input_error() -> None:
+    import normcore
+
+    with pytest.raises(normcore.InputError, match=r"column 'x': its moments overflow float64 \(max \|x\| = 1e\+300\)"):
+        normcore.fit({"x": np.array([1e300, -1e300, 5.0])})

@@ -20,14 +20,17 @@ as ``N(0, 1)``-sized numbers: the variance keeps ~15 significant digits where
 the textbook formulas lose 7 (Chan on raw values) or all of them (sum of squares).
 
 Min and max are taken on the IEEE-754 bit patterns mapped to ordered integers,
-which vectorises where float min/max does not. Finiteness is tested on the
-exponent bits; a block with a NaN or an infinity takes a branchy slow path.
+which vectorises where float min/max does not. A block whose sums come out
+non-finite (it holds a NaN or an infinity, or its squares overflow) takes a
+branchy slow path that counts and skips the non-finite values.
 
 ``fastmath`` is deliberately off: re-association would rewrite
 ``(x - pivot) - shift`` as ``x - (pivot + shift)`` and lose the exactness.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
@@ -36,7 +39,6 @@ import numpy as np
 BLOCK = 8192
 #: A block whose M2 is below this fraction of its raw sum of squares is recomputed two-pass.
 _CANCELLATION_LIMIT = 0.25
-_EXPONENT = np.int64(0x7FF0000000000000)
 _MAGNITUDE = np.int64(0x7FFFFFFFFFFFFFFF)
 
 
@@ -106,14 +108,11 @@ def _block_m2(values, start, stop, pivot, mean_dev):
 
 @numba.njit(cache=True, nogil=True)
 def _block_range(bits, start, stop, key_lo, key_hi):
-    non_finite = np.int64(0)
     for i in range(start, stop):
-        b = bits[i]
-        non_finite += (b & _EXPONENT) == _EXPONENT
-        k = _ordered(b)
+        k = _ordered(bits[i])
         key_lo = k if k < key_lo else key_lo
         key_hi = k if k > key_hi else key_hi
-    return non_finite, key_lo, key_hi
+    return key_lo, key_hi
 
 
 @numba.njit(cache=True, nogil=True)
@@ -179,13 +178,12 @@ def moments_kernel(values: np.ndarray, pivot: float):
     hi = -np.inf
     for start in range(0, n, BLOCK):
         stop = min(start + BLOCK, n)
-        non_finite, block_key_lo, block_key_hi = _block_range(bits, start, stop, key_lo, key_hi)
-        if non_finite == 0:
-            key_lo = block_key_lo
-            key_hi = block_key_hi
+        shift = mean_dev
+        s1, s2 = _block_sums(values, start, stop, pivot, shift)
+        if math.isfinite(s1) and math.isfinite(s2):
+            # Finite sums imply finite values: NaN and inf propagate into them.
+            key_lo, key_hi = _block_range(bits, start, stop, key_lo, key_hi)
             block_count = stop - start
-            shift = mean_dev
-            s1, s2 = _block_sums(values, start, stop, pivot, shift)
             centred = s1 / block_count
             block_m2 = s2 - s1 * centred
             block_mean = shift + centred
