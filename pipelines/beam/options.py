@@ -60,9 +60,9 @@ def pipeline_options(job: JobConfig, argv: Sequence[str] = ()) -> PipelineOption
         flags.append(f"--runner={job.beam.runner}")
     flags.extend(argv)
     options = PipelineOptions(flags)
-    unknown = sorted(
-        set(options.get_all_options(retain_unknown_options=True)) - set(options.get_all_options())
-    )
+    # Without flags nothing is unknown (and Beam logs nothing): those keys are the known ones.
+    known = PipelineOptions([]).get_all_options()
+    unknown = sorted(set(options.get_all_options(retain_unknown_options=True)) - set(known))
     if unknown:
         raise ConfigError(
             f"unrecognized Beam pipeline option(s): {', '.join('--' + name for name in unknown)}; "
