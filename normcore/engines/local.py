@@ -66,7 +66,10 @@ def apply(
     """Normalize (or invert) ``source`` into Parquet files under ``output_dir``."""
     normalizer = BatchNormalizer(artifact, inverse=inverse)
     normalizer.check_schema(source.schema, source.path)
-    writer = RollingParquetWriter(output_dir, normalizer.output_schema(source.schema), job.local.rows_per_file)
+    pass_through = [name for name in source.schema.names if name not in normalizer.features]
+    writer = RollingParquetWriter(
+        output_dir, normalizer.output_schema(source.schema), job.local.rows_per_file, pass_through
+    )
     counts = ApplyCounts()
     with row_progress("apply", lambda: _total_rows(source)) as advance:
         for batch in source.batches(None, job.local.batch_size):
