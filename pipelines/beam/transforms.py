@@ -52,9 +52,10 @@ Stats = Union[StatsAccumulator, Mapping[Union[str, None], StatsAccumulator]]
 ArrowBatch = Union[pa.Table, pa.RecordBatch]
 
 
-def _count_rows(table: ArrowBatch, counter: Any) -> ArrowBatch:
-    counter.inc(table.num_rows)
-    return table
+def _counted_table(element: ArrowBatch, counter: Any) -> pa.Table:
+    """``element`` as a table (Parquet sinks write tables), its rows added to ``counter``."""
+    counter.inc(element.num_rows)
+    return pa.Table.from_batches([element]) if isinstance(element, pa.RecordBatch) else element
 
 
 class _ReadCsvFile(beam.DoFn):
@@ -323,7 +324,7 @@ class ApplyNormalization(beam.PTransform):
 
 
 class WriteNormalized(beam.PTransform):
-    """Tables -> snappy Parquet files ``part-SSSSS-of-NNNNN.parquet`` under ``directory``.
+    """Tables (or record batches) -> snappy Parquet files ``part-SSSSS-of-NNNNN.parquet`` under ``directory``.
 
     Parameters
     ----------
@@ -348,7 +349,7 @@ class WriteNormalized(beam.PTransform):
         rows_written = Metrics.counter(METRICS_NAMESPACE, "rows_written")
         return (
             tables
-            | "CountRowsWritten" >> beam.Map(_count_rows, rows_written)
+            | "CountRowsWritten" >> beam.Map(_counted_table, rows_written)
             | "WriteParquet"
             >> WriteToParquetBatched(
                 FileSystems.join(self._directory, "part"), self._schema, codec="snappy", file_name_suffix=".parquet"
