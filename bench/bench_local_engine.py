@@ -39,9 +39,7 @@ def generate(directory: Path, rows: int, columns: int, files: int) -> None:
     rng = np.random.default_rng(42)
     per_file = rows // files
     for index in range(files):
-        table = pa.table(
-            {f"f{c}": 10.0 ** (c + 1) + rng.standard_normal(per_file) * (c + 1) for c in range(columns)}
-        )
+        table = pa.table({f"f{c}": 10.0 ** (c + 1) + rng.standard_normal(per_file) * (c + 1) for c in range(columns)})
         pq.write_table(table, directory / f"part-{index:05d}.parquet", row_group_size=262_144)
     marker.write_text(f"{rows} {columns} {files}")
 
@@ -84,7 +82,12 @@ def main() -> None:
     print(f"{rows:,} rows x {args.columns} float64 columns, {report['input_bytes'] / 2**20:.0f} MiB of Parquet")
     for step in ("fit", "apply"):
         r = report[step]
-        print(f"  {step:<6} {r['seconds']:7.1f} s  {r['rows_per_second'] / 1e6:5.2f} M rows/s  peak RSS {r['peak_rss_mib']:6.0f} MiB")
+        print(
+        print(
+            f"  {step:<6} {r['seconds']:7.1f} s  {r['rows_per_second'] / 1e6:5.2f} M rows/s"
+            f"  peak RSS {r['peak_rss_mib']:6.0f} MiB"
+        )
+        )
     out = ROOT / "bench" / "results" / "local_engine.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

@@ -61,7 +61,11 @@ def main() -> None:
 
     results = {}
     for _ in range(2):  # interleave rounds so drift in machine load hits every contender
-        for name, function in (("normcore", normcore_stats), ("numpy_mean_var_min_max", numpy_stats), ("numpy_sum", numpy_sum)):
+        for name, function in (
+            ("normcore", normcore_stats),
+            ("numpy_mean_var_min_max", numpy_stats),
+            ("numpy_sum", numpy_sum),
+        ):
             results.setdefault(name, []).append(_median_seconds(function, args.repeat))
     seconds = {name: min(values) for name, values in results.items()}
     values = args.rows * args.columns

@@ -101,13 +101,10 @@ class BatchNormalizer:
         missing = [name for name in self.features if schema.get_field_index(name) < 0]
         if missing:
             raise ArtifactError(
-                f"input '{source}' lacks fitted column(s) {', '.join(missing)}; "
-                f"it has: {', '.join(schema.names)}"
+                f"input '{source}' lacks fitted column(s) {', '.join(missing)}; it has: {', '.join(schema.names)}"
             )
         if self.artifact.key is not None and schema.get_field_index(self.artifact.key) < 0:
-            raise ArtifactError(
-                f"input '{source}' lacks key column '{self.artifact.key}' the artifact was fitted with"
-            )
+            raise ArtifactError(f"input '{source}' lacks key column '{self.artifact.key}' the artifact was fitted with")
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
         """``schema`` with every transformed feature as float64 (same position, name, nullability)."""

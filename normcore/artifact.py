@@ -143,9 +143,7 @@ class Artifact:
     def _entry(self, name: str, key: str | None) -> dict[str, Any]:
         features = self._document["features"]
         if name not in features:
-            raise ArtifactError(
-                f"artifact '{self._source}' has no feature '{name}'; it has: {', '.join(features)}"
-            )
+            raise ArtifactError(f"artifact '{self._source}' has no feature '{name}'; it has: {', '.join(features)}")
         if key is not None:
             keyed = self._document.get("keys", {}).get(key)
             if keyed is not None and name in keyed["features"]:

@@ -44,11 +44,14 @@ def render_artifact(artifact: Artifact, title: str, key: str | None = None) -> s
             (
                 name,
                 transform["method"],
-                *(_number(stats[s]) for s in ("count", "null_count", "nan_count", "inf_count", "mean", "std", "min", "max")),
+                *(
+                    _number(stats[s])
+                    for s in ("count", "null_count", "nan_count", "inf_count", "mean", "std", "min", "max")
+                ),
                 _transform_summary(transform),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)

@@ -34,7 +34,7 @@ def _feature_entry(feature: FeaturePlan, column: ColumnStats, ddof: int) -> tupl
     if column.sketch is not None:
         quantiles = column.sketch.to_dict()
         percentiles = column.sketch.percentiles(list(SUMMARY_PERCENTILES))
-        quantiles["percentiles"] = {str(p): float(v) for p, v in zip(SUMMARY_PERCENTILES, percentiles)}
+        quantiles["percentiles"] = {str(p): float(v) for p, v in zip(SUMMARY_PERCENTILES, percentiles, strict=True)}
         stats["quantiles"] = quantiles
     transform = {
         "method": feature.method,
@@ -147,17 +147,14 @@ def _keyed_entries(plan: FitPlan, keyed: Mapping[str | None, StatsAccumulator]) 
     for name, count in constant_keys.items():
         if count:
             warnings.warn(
-                f"feature '{name}' is constant within {count} of {len(values)} key values; "
-                "their scale is set to 1",
+                f"feature '{name}' is constant within {count} of {len(values)} key values; their scale is set to 1",
                 ConstantFeatureWarning,
                 stacklevel=3,
             )
     return entries
 
 
-def merge_keyed(
-    combiner: FeatureStatsCombiner, keyed: Mapping[str | None, StatsAccumulator]
-) -> StatsAccumulator:
+def merge_keyed(combiner: FeatureStatsCombiner, keyed: Mapping[str | None, StatsAccumulator]) -> StatsAccumulator:
     """The global accumulator of a keyed fit: the merge of every key's, null key included."""
     merged = combiner.create_accumulator()
     return combiner.merge_accumulators([merged, *keyed.values()])

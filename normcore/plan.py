@@ -72,7 +72,9 @@ def parse_feature_spec(spec: str) -> list[FeatureConfig]:
         if not name:
             raise ConfigError(f"option --features: empty column name in '{spec}'")
         if method and method not in METHODS:
-            raise ConfigError(f"option --features: unknown method '{method}' for '{name}'; expected one of {method_names()}")
+            raise ConfigError(
+                f"option --features: unknown method '{method}' for '{name}'; expected one of {method_names()}"
+            )
         features.append(FeatureConfig(name=name, method=method or None))
     names = [f.name for f in features]
     duplicated = sorted({n for n in names if names.count(n) > 1})
@@ -130,9 +132,7 @@ def resolve_plan(job: JobConfig, schema: pa.Schema, source: str) -> FitPlan:
                 "expected a string, integer or boolean column"
             )
     if job.features is None:
-        selected = [
-            FeatureConfig(name=f.name) for f in schema if is_numeric(f.type) and f.name != job.key
-        ]
+        selected = [FeatureConfig(name=f.name) for f in schema if is_numeric(f.type) and f.name != job.key]
         if not selected:
             raise InputError(f"'{source}' has no integer or float column to normalize; columns: {_available(schema)}")
     else:
@@ -157,4 +157,3 @@ def resolve_plan(job: JobConfig, schema: pa.Schema, source: str) -> FitPlan:
             raise ConfigError(validation_message(exc, f"feature '{feature.name}'", "params")) from None
         features.append(FeaturePlan(feature.name, str(data_type), method, params, job.sketch))
     return FitPlan(tuple(features), job.ddof, job.key)
-

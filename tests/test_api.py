@@ -75,7 +75,7 @@ def test_numpy_fit_takes_column_names_from_features() -> None:
 def test_keyed_artifact_uses_keys_for_frames_and_a_chosen_key_for_arrays(frame: pd.DataFrame) -> None:
     artifact = normcore.fit(frame, features="a", key="label")
     out = normcore.Normalizer(artifact).transform(frame)
-    for label, group in frame.groupby("label"):
+    for _, group in frame.groupby("label"):
         expected = (group["a"] - group["a"].mean()) / group["a"].std(ddof=0)
         np.testing.assert_allclose(out.loc[group.index, "a"], expected, rtol=1e-9, atol=1e-12)
     array = frame.loc[frame["label"] == "y", ["a"]].to_numpy()

@@ -43,7 +43,10 @@ def _tamper(source: Path, target: Path, change, reseal: bool = False) -> Path:
 
 
 CASES = {
-    "missing input": (["fit", "{w}/nope.parquet", "--artifact", "{w}/out.json"], "input '{w}/nope.parquet' does not exist"),
+    "missing input": (
+        ["fit", "{w}/nope.parquet", "--artifact", "{w}/out.json"],
+        "input '{w}/nope.parquet' does not exist",
+    ),
     "unknown column": (
         ["fit", "{w}/data.parquet", "--artifact", "{w}/out.json", "--features", "price,prize"],
         "column 'prize' is not in '{w}/data.parquet'; available columns: id, category, price",
@@ -61,7 +64,10 @@ CASES = {
         "option --features: unknown method 'zscroe' for 'price'",
     ),
     "bad ddof": (["fit", "{w}/data.parquet", "--artifact", "{w}/out.json", "--ddof", "2"], "option --ddof:"),
-    "empty dataset": (["fit", "{w}/empty.parquet", "--artifact", "{w}/out.json"], "input '{w}/empty.parquet' has no rows"),
+    "empty dataset": (
+        ["fit", "{w}/empty.parquet", "--artifact", "{w}/out.json"],
+        "input '{w}/empty.parquet' has no rows",
+    ),
     "no finite value": (
         ["fit", "{w}/nan.parquet", "--artifact", "{w}/out.json"],
         "column 'x' in '{w}/nan.parquet' has no finite value to fit (1 null, 2 NaN, 1 inf)",
@@ -86,9 +92,15 @@ CASES = {
         ["apply", "{w}/narrow.parquet", "--artifact", "{w}/good.json", "--output", "{w}/out"],
         "input '{w}/narrow.parquet' lacks fitted column(s) rate, count",
     ),
-    "config typo": (["fit", "--config", "{w}/typo.yaml"], "{w}/typo.yaml: features[0].params.feature_rnage: unknown key"),
+    "config typo": (
+        ["fit", "--config", "{w}/typo.yaml"],
+        "{w}/typo.yaml: features[0].params.feature_rnage: unknown key",
+    ),
     "config unknown top-level key": (["fit", "--config", "{w}/top.yaml"], "{w}/top.yaml: enigne: unknown key"),
-    "unknown option": (["fit", "{w}/data.parquet", "--artifact", "{w}/out.json", "--bogus"], "unrecognized arguments: --bogus"),
+    "unknown option": (
+        ["fit", "{w}/data.parquet", "--artifact", "{w}/out.json", "--bogus"],
+        "unrecognized arguments: --bogus",
+    ),
     "missing artifact option": (["fit", "{w}/data.parquet"], "option --artifact is required"),
     "output exists": (
         ["apply", "{w}/data.parquet", "--artifact", "{w}/good.json", "--output", "{w}/taken"],
@@ -130,9 +142,20 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(workspace: Path, cap
 
 def test_real_process_exit_code_and_no_traceback(workspace: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "normcore.cli", "fit", str(workspace / "data.parquet"), "--artifact",
-         str(workspace / "x.json"), "--features", "nope"],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "normcore.cli",
+            "fit",
+            str(workspace / "data.parquet"),
+            "--artifact",
+            str(workspace / "x.json"),
+            "--features",
+            "nope",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stderr.startswith("error: column 'nope'") and "Traceback" not in result.stderr
@@ -147,6 +170,14 @@ def test_failure_during_apply_leaves_no_output(workspace: Path, capsys, monkeypa
 
     monkeypatch.setattr(local.RollingParquetWriter, "close", broken)
     with pytest.raises(OSError):
-        main(["apply", str(workspace / "data.parquet"), "--artifact", str(workspace / "good.json"),
-              "--output", str(workspace / "out")])
+        main(
+            [
+                "apply",
+                str(workspace / "data.parquet"),
+                "--artifact",
+                str(workspace / "good.json"),
+                "--output",
+                str(workspace / "out"),
+            ]
+        )
     assert sorted(_files(workspace)) == ["data.parquet", "good.json"]

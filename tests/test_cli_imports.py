@@ -30,7 +30,9 @@ def test_local_fit_apply_inspect_import_no_heavy_engine(tmp_path: Path) -> None:
     ]
     result = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(commands), json.dumps(HEAVY)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["codes"] == [0, 0, 0]

@@ -89,7 +89,9 @@ def test_inverse_apply_restores_the_input(tmp_path: Path, sample_dir: Path, samp
         original = sample_table.column(name).to_pandas().to_numpy(dtype=np.float64, na_value=np.nan)
         back = result.column(name).to_pandas().to_numpy(dtype=np.float64, na_value=np.nan)
         tolerance = 1e-9 if method == "quantile" else 1e-12
-        np.testing.assert_allclose(back, original, rtol=tolerance, atol=tolerance * np.nanmax(np.abs(original)), equal_nan=True)
+        np.testing.assert_allclose(
+            back, original, rtol=tolerance, atol=tolerance * np.nanmax(np.abs(original)), equal_nan=True
+        )
 
 
 def _keyed_frame(rows: int = 3_000) -> pd.DataFrame:
@@ -134,7 +136,19 @@ def test_apply_uses_each_rows_key_and_counts_unseen_keys(tmp_path: Path, capsys)
     new.loc[:99, "store"] = "west"
     pq.write_table(pa.Table.from_pandas(new, preserve_index=False), tmp_path / "new.parquet")
     capsys.readouterr()
-    assert main(["apply", str(tmp_path / "new.parquet"), "--artifact", str(tmp_path / "k.json"), "--output", str(tmp_path / "o")]) == 0
+    assert (
+        main(
+            [
+                "apply",
+                str(tmp_path / "new.parquet"),
+                "--artifact",
+                str(tmp_path / "k.json"),
+                "--output",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 0
+    )
     summary = capsys.readouterr().out
     assert "unseen keys: 100 rows used the global statistics (e.g. west)" in summary
     result = ds.dataset(tmp_path / "o").to_table().to_pandas()
@@ -166,7 +180,10 @@ def test_run_with_config_and_option_override(tmp_path: Path, sample_dir: Path, c
 
 
 def test_inspect_shows_every_feature(tmp_path: Path, sample_dir: Path, capsys) -> None:
-    assert main(["fit", str(sample_dir), "--artifact", str(tmp_path / "a.json"), "--features", "price,latency:robust"]) == 0
+    assert (
+        main(["fit", str(sample_dir), "--artifact", str(tmp_path / "a.json"), "--features", "price,latency:robust"])
+        == 0
+    )
     capsys.readouterr()
     assert main(["inspect", str(tmp_path / "a.json")]) == 0
     table = capsys.readouterr().out

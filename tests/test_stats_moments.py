@@ -136,7 +136,11 @@ def _states_of_chunks(values: np.ndarray, chunk: int) -> list[MomentsState]:
 
 def _assert_close(merged: MomentsState, whole: MomentsState) -> None:
     assert merged.count == whole.count
-    assert (merged.nan_count, merged.inf_count, merged.null_count) == (whole.nan_count, whole.inf_count, whole.null_count)
+    assert (merged.nan_count, merged.inf_count, merged.null_count) == (
+        whole.nan_count,
+        whole.inf_count,
+        whole.null_count,
+    )
     assert merged.min == whole.min and merged.max == whole.max
     assert _relative(merged.mean, whole.mean) <= TOLERANCE
     assert _relative(merged.variance(0), whole.variance(0)) <= TOLERANCE

@@ -190,9 +190,7 @@ def moments_kernel(values: np.ndarray, pivot: float):
             if not block_m2 > _CANCELLATION_LIMIT * s2:
                 block_m2 = _block_m2(values, start, stop, pivot, block_mean)
         else:
-            block_count, nans, infs, block_mean, block_m2, block_lo, block_hi = _slow_block(
-                values, start, stop, pivot
-            )
+            block_count, nans, infs, block_mean, block_m2, block_lo, block_hi = _slow_block(values, start, stop, pivot)
             nan_count += nans
             inf_count += infs
             lo = min(lo, block_lo)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +22,7 @@ from normcore.stats.quantiles import DEFAULT_SKETCH_K, QuantileSketch
 
 #: What ``add_batch`` accepts: an Arrow batch / table or a mapping of column name
 #: to an Arrow array or a NumPy array.
-Batch = Union[pa.RecordBatch, pa.Table, Mapping[str, Any]]
+Batch = pa.RecordBatch | pa.Table | Mapping[str, Any]
 
 
 @dataclass(frozen=True)

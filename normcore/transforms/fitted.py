@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtr, ndtri
@@ -123,8 +123,7 @@ class QuantileTransform:
             at_low = values == quantiles[0]
             at_high = values == quantiles[-1]
         mapped = 0.5 * (
-            np.interp(values, quantiles, references)
-            - np.interp(-values, -quantiles[::-1], -references[::-1])
+            np.interp(values, quantiles, references) - np.interp(-values, -quantiles[::-1], -references[::-1])
         )
         mapped[at_high] = 1.0
         mapped[at_low] = 0.0
@@ -166,7 +165,7 @@ class QuantileTransform:
         }
 
 
-FittedTransform = Union[LinearTransform, QuantileTransform]
+FittedTransform = LinearTransform | QuantileTransform
 
 
 def normal_clip_bounds() -> tuple[float, float]:
