@@ -68,6 +68,76 @@ class SparkConfig(_Strict):
         return conf
 
 
+class ValidationConfig(_Strict):
+    """``normcore validate`` and the last step of ``normcore run`` (see :mod:`normcore.quality`).
+
+    Attributes
+    ----------
+    mostly : float in (0, 1]
+        Fraction of a feature's non-missing values that must lie in its expected range.
+    report : str or None
+        Directory for the Great Expectations result JSON and Data Docs (``run``
+        defaults to ``<output>-validation``).
+    z : float
+        Tolerance of the mean, standard deviation and quantile checks, in standard
+        errors of the validated row count.
+    quantiles : list of float in (0, 1)
+        Quantiles checked for ``robust`` and ``quantile`` features.
+    sample_rows : int
+        Local engine: Great Expectations sees every row up to this many rows, else a
+        uniform sample of this size (row-level checks still cover every row).
+    seed : int
+        Seed of that sample.
+    """
+
+    mostly: float = Field(1.0, gt=0, le=1)
+    report: str | None = None
+    z: float = Field(5.0, gt=0)
+    quantiles: list[float] = Field(default_factory=lambda: [0.05, 0.25, 0.5, 0.75, 0.95], min_length=1)
+    sample_rows: int = Field(100_000, ge=100)
+    seed: int = 0
+
+    @field_validator("quantiles")
+    @classmethod
+    def _inside_0_1(cls, quantiles: list[float]) -> list[float]:
+        outside = [q for q in quantiles if not 0 < q < 1]
+        if outside:
+            raise ValueError(f"quantiles must lie strictly between 0 and 1, got {outside}")
+        return sorted(set(quantiles))
+
+
+class DriftConfig(_Strict):
+    """``normcore drift``: thresholds beyond which a feature has drifted.
+
+    Attributes
+    ----------
+    max_mean_shift : float
+        Largest allowed ``|mean_new - mean_fit| / std_fit``.
+    variance_ratio : (float, float)
+        Allowed range of ``var_new / var_fit``.
+    max_psi : float
+        Largest allowed population stability index over the fit's quantile bins.
+    psi_bins : int
+        Number of equal-mass bins of the PSI.
+    report : str or None
+        Directory for ``drift.json``.
+    """
+
+    max_mean_shift: float = Field(0.1, gt=0)
+    variance_ratio: tuple[float, float] = (0.8, 1.25)
+    max_psi: float = Field(0.1, gt=0)
+    psi_bins: int = Field(10, ge=2, le=1000)
+    report: str | None = None
+
+    @field_validator("variance_ratio")
+    @classmethod
+    def _brackets_one(cls, bounds: tuple[float, float]) -> tuple[float, float]:
+        low, high = bounds
+        if not 0 < low < 1 < high:
+            raise ValueError(f"variance_ratio must satisfy 0 < low < 1 < high, got {list(bounds)}")
+        return bounds
+
+
 class JobConfig(_Strict):
     """A fit / apply / run job.
 
@@ -90,6 +160,8 @@ class JobConfig(_Strict):
         for the methods that need one.
     overwrite : bool
         Replace an existing, non-empty output directory.
+    validation, drift : ValidationConfig, DriftConfig
+        Data-quality settings of ``validate`` / ``run`` and ``drift``.
     """
 
     input: str | None = None
@@ -105,6 +177,8 @@ class JobConfig(_Strict):
     local: LocalConfig = Field(default_factory=LocalConfig)
     beam: BeamConfig = Field(default_factory=BeamConfig)
     spark: SparkConfig = Field(default_factory=SparkConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
     @field_validator("method")
     @classmethod

@@ -1,0 +1,296 @@
+"""What a normalized output must satisfy, derived from the artifact: the check plan.
+
+This module decides *what* is expected and with which tolerance; it imports no
+Great Expectations. :mod:`normcore.quality.expectations` turns each :class:`Check`
+into the Great Expectations expectation it names, and the conformity combiner
+uses :func:`expected_ranges`.
+
+Design
+------
+The artifact's statistics describe the *input* the transforms were fitted on. What
+an output must look like follows from pushing those statistics through the fitted
+transform, which is monotone non-decreasing for every method:
+
+* **Range** (``expect_column_values_to_be_between``, ``mostly`` from the config).
+  Methods with a documented output range use it: ``minmax`` its ``feature_range``,
+  ``decimal`` and ``maxabs`` ``[-1, 1]``, ``quantile`` ``[0, 1]`` (``normal``
+  output: scikit-learn's clip bounds). The others (``zscore``, ``robust``,
+  ``mean``, ``identity``) use the fitted input range ``[min, max]`` mapped through
+  the transform. On the data the artifact was fitted on, every value conforms, so
+  the share of values in range (the *input range conformity*) measures how much of
+  new data lies inside what the fit saw. Bounds are widened by ``1e-9`` relative,
+  for rounding.
+* **Not null** (``expect_column_values_to_not_be_null``) where the fitted input had
+  neither nulls nor NaN (pandas cannot tell the two apart).
+* **Moments** of ``zscore`` features (``expect_column_mean_to_be_between``,
+  ``expect_column_stdev_to_be_between``). The expected mean is the transform of
+  the fitted mean (0 when centred); the expected standard deviation is what Great
+  Expectations computes, a *sample* one (ddof 1): ``sqrt(var * N / (N - 1)) /
+  scale`` with ``var`` the fitted population variance over ``N`` values, so exactly
+  1 for ``ddof: 1`` and ``sqrt(N / (N - 1))`` for ``ddof: 0``. On the fitted data
+  both hold to rounding; new data of ``n`` values from the same distribution
+  differs by sampling error, so the tolerance is ``z`` standard errors of the
+  difference between two samples of ``n`` and ``N`` values: ``z * sd * sqrt(1/n +
+  1/N)`` for the mean and ``z * sd * sqrt(1/(2(n-1)) + 1/(2(N-1)))`` for the
+  standard deviation (normal-theory; heavy tails need a larger ``z``).
+* **Quantiles** of ``robust`` and ``quantile`` features
+  (``expect_column_quantile_values_to_be_between``). The tolerance is set in rank:
+  quantile ``q`` of the output must lie between the transformed fitted quantiles
+  at ranks ``q - d`` and ``q + d``, with ``d = rank_error + z * sqrt(q (1 - q)
+  (1/n + 1/N)) + 1/n`` (sketch error, sampling error, and the interpolation of the
+  engines' order statistics). The fitted quantiles come from the artifact's KLL
+  sketch.
+* **Nothing lost** (``expect_table_row_count_to_equal``): the row count of the
+  source data when given, else the artifact's ``rows``.
+* **Pass-through columns unchanged**: every column of the source that is not a
+  feature exists (``expect_column_to_exist``) and has the source's checksum
+  (``expect_column_checksum_to_equal``, see :mod:`normcore.quality.checksum`).
+  Without a source only the row count is checked.
+
+Keyed artifacts: ranges are the union over the global and per-key transforms;
+moments and quantiles of a mixture of keys are not derivable from the artifact and
+are not checked (the plan says so in its notes).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from normcore.artifact import Artifact
+from normcore.config import ValidationConfig
+from normcore.stats import QuantileSketch
+from normcore.transforms import LinearTransform, normal_clip_bounds, transform_from_dict
+
+#: Relative widening of every expected bound, for floating-point rounding.
+ROUNDING = 1e-9
+
+#: Methods whose output range is part of their definition.
+_DEFINED_RANGES = {"decimal": (-1.0, 1.0), "maxabs": (-1.0, 1.0)}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation, engine-neutral.
+
+    Attributes
+    ----------
+    expectation : str
+        Great Expectations class name, e.g. ``"ExpectColumnValuesToBeBetween"``.
+    column : str or None
+        The column (None for table-level checks).
+    kwargs : dict
+        Keyword arguments of the expectation besides ``column``.
+    note : str
+        Where the expected values come from, for the report.
+    row_level : bool
+        True when the check holds row by row (range, nulls, row count, checksums):
+        it is always evaluated on every row. Aggregate checks (moments, quantiles)
+        may be evaluated on a sample.
+    """
+
+    expectation: str
+    column: str | None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+    row_level: bool = True
+
+    @property
+    def expectation_type(self) -> str:
+        """Snake-case name as Great Expectations reports it (``expect_column_...``)."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", self.expectation).lower()
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    """The checks of one validation and notes on what could not be checked.
+
+    ``ranges`` are the bounds each feature is checked against (widened for
+    rounding); ``nominal_ranges`` the same before widening, for display.
+    """
+
+    checks: tuple[Check, ...]
+    ranges: dict[str, tuple[float, float]]
+    nominal_ranges: dict[str, tuple[float, float]]
+    notes: tuple[str, ...] = ()
+
+
+def _widen(low: float, high: float) -> tuple[float, float]:
+    pad = ROUNDING * max(1.0, abs(low), abs(high))
+    return low - pad, high + pad
+
+
+def _entry_range(entry: Mapping[str, Any]) -> tuple[float, float]:
+    transform = entry["transform"]
+    method = transform["method"]
+    if method == "minmax":
+        low, high = transform["params"]["feature_range"]
+        return float(low), float(high)
+    if method in _DEFINED_RANGES:
+        return _DEFINED_RANGES[method]
+    if method == "quantile":
+        return normal_clip_bounds() if transform["output"] == "normal" else (0.0, 1.0)
+    stats = entry["stats"]
+    fitted = transform_from_dict(transform)
+    low, high = fitted.forward(np.array([stats["min"], stats["max"]], dtype=np.float64))
+    return float(low), float(high)
+
+
+def _entries(artifact: Artifact, name: str) -> list[dict[str, Any]]:
+    return [artifact.feature(name)] + [artifact.feature(name, key) for key in artifact.key_values]
+
+
+def expected_ranges(artifact: Artifact, widen: bool = True) -> dict[str, tuple[float, float]]:
+    """Inclusive ``(low, high)`` every normalized value of each feature should lie in.
+
+    See the module notes for the rule per method. For a keyed artifact the range is
+    the union over the global and per-key transforms. With ``widen`` (the bounds
+    that are checked) both ends move out by ``1e-9`` relative, for rounding.
+    """
+    ranges = {}
+    for name in artifact.feature_names:
+        bounds = [_entry_range(entry) for entry in _entries(artifact, name)]
+        low, high = min(b[0] for b in bounds), max(b[1] for b in bounds)
+        ranges[name] = _widen(low, high) if widen else (low, high)
+    return ranges
+
+
+def _values_checked(rows_checked: int, stats: Mapping[str, Any], fitted_rows: int) -> int:
+    """Non-missing values expected among ``rows_checked`` rows (the fit's finite share)."""
+    share = stats["count"] / fitted_rows if fitted_rows else 1.0
+    return max(2, round(rows_checked * share))
+
+
+def _moment_checks(name: str, entry: Mapping[str, Any], n: int, z: float) -> list[Check]:
+    stats = entry["stats"]
+    fitted = transform_from_dict(entry["transform"])
+    count = int(stats["count"])
+    if count < 2 or not isinstance(fitted, LinearTransform):
+        return []
+    mean = (stats["mean"] - fitted.shift) / fitted.scale + fitted.offset
+    population_sd = math.sqrt(stats["var"]) / fitted.scale
+    sample_sd = math.sqrt(stats["var"] * count / (count - 1)) / fitted.scale
+    mean_tolerance = z * population_sd * math.sqrt(1 / n + 1 / count) + ROUNDING * (1 + abs(mean))
+    sd_tolerance = z * sample_sd * math.sqrt(1 / (2 * (n - 1)) + 1 / (2 * (count - 1))) + ROUNDING * (1 + sample_sd)
+    origin = f"fitted on {count} values; tolerance {z:g} standard errors at {n} values"
+    return [
+        Check(
+            "ExpectColumnMeanToBeBetween",
+            name,
+            {"min_value": mean - mean_tolerance, "max_value": mean + mean_tolerance},
+            f"expected mean {mean:.6g} ({origin})",
+            row_level=False,
+        ),
+        Check(
+            "ExpectColumnStdevToBeBetween",
+            name,
+            {"min_value": max(0.0, sample_sd - sd_tolerance), "max_value": sample_sd + sd_tolerance},
+            f"expected sample std (ddof 1) {sample_sd:.6g} ({origin})",
+            row_level=False,
+        ),
+    ]
+
+
+def _quantile_check(name: str, entry: Mapping[str, Any], quantiles: Sequence[float], n: int, z: float) -> list[Check]:
+    stats = entry["stats"]
+    if "quantiles" not in stats:
+        return []
+    sketch = QuantileSketch.from_dict(stats["quantiles"])
+    fitted = transform_from_dict(entry["transform"])
+    count = int(stats["count"])
+    q = np.asarray(quantiles, dtype=np.float64)
+    spread = sketch.rank_error + z * np.sqrt(q * (1 - q) * (1 / n + 1 / count)) + 1 / n
+    ranks = np.concatenate([np.clip(q - spread, 0, 1), np.clip(q + spread, 0, 1)])
+    bounds = fitted.forward(sketch.percentiles(ranks * 100))
+    low, high = bounds[: q.size], bounds[q.size :]
+    value_ranges = [list(_widen(float(a), float(b))) for a, b in zip(low, high, strict=True)]
+    return [
+        Check(
+            "ExpectColumnQuantileValuesToBeBetween",
+            name,
+            {"quantile_ranges": {"quantiles": [float(v) for v in q], "value_ranges": value_ranges}},
+            f"transformed quantiles of the fitted sketch (rank error {sketch.rank_error:.2g}), "
+            f"tolerance {z:g} standard errors at {n} values",
+            row_level=False,
+        )
+    ]
+
+
+def build_checks(
+    artifact: Artifact,
+    settings: ValidationConfig,
+    *,
+    rows_checked: int,
+    expected_rows: int,
+    rows_origin: str,
+    passthrough: Mapping[str, str] | None,
+    output_columns: Sequence[str],
+) -> CheckPlan:
+    """The checks a normalized output of ``artifact`` must pass.
+
+    Parameters
+    ----------
+    artifact : Artifact
+        The fitted artifact the output was made with.
+    settings : ValidationConfig
+        ``mostly``, ``z`` and the ``quantiles`` to check.
+    rows_checked : int
+        Rows the aggregate checks are evaluated on (all rows, or the sample); sets
+        the sampling tolerance.
+    expected_rows : int
+        Rows the output must have.
+    rows_origin : str
+        Where ``expected_rows`` comes from, for the report.
+    passthrough : mapping of str to str, or None
+        Pass-through column -> checksum of the source column (same engine), or
+        None when no source was given.
+    output_columns : sequence of str
+        Columns of the data being validated.
+
+    Returns
+    -------
+    CheckPlan
+    """
+    ranges = expected_ranges(artifact)
+    keyed = artifact.key is not None
+    checks = [Check("ExpectTableRowCountToEqual", None, {"value": int(expected_rows)}, f"rows of {rows_origin}")]
+    notes = []
+    for name in artifact.feature_names:
+        entry = artifact.feature(name)
+        stats, method = entry["stats"], entry["transform"]["method"]
+        low, high = ranges[name]
+        checks.append(
+            Check(
+                "ExpectColumnValuesToBeBetween",
+                name,
+                {"min_value": low, "max_value": high, "mostly": settings.mostly},
+                f"{method}: expected range of the normalized values",
+            )
+        )
+        if stats["null_count"] == 0 and stats["nan_count"] == 0:
+            checks.append(Check("ExpectColumnValuesToNotBeNull", name, {}, "the fitted input had no null or NaN"))
+        if keyed:
+            continue
+        n = _values_checked(rows_checked, stats, artifact.rows)
+        if method == "zscore":
+            checks.extend(_moment_checks(name, entry, n, settings.z))
+        elif method in ("robust", "quantile"):
+            checks.extend(_quantile_check(name, entry, settings.quantiles, n, settings.z))
+    if keyed:
+        notes.append(f"keyed artifact (key '{artifact.key}'): moments and quantiles of the mix of keys are not checked")
+    if passthrough is None:
+        notes.append("no --source: pass-through columns are not compared (only the row count)")
+    else:
+        present = set(output_columns)
+        for name, checksum in passthrough.items():
+            checks.append(Check("ExpectColumnToExist", name, {}, "pass-through column of the source"))
+            if name in present:
+                checks.append(
+                    Check("ExpectColumnChecksumToEqual", name, {"value": checksum}, "checksum of the source column")
+                )
+    return CheckPlan(tuple(checks), ranges, expected_ranges(artifact, widen=False), tuple(notes))
