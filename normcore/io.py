@@ -64,8 +64,8 @@ class InputSource:
                 fragment_scan_options=options,
                 use_threads=False,
             )
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"cannot read input '{self.path}': {exc}") from None
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"cannot read input '{self.path}': {_first_line(exc)}") from None
 
 
 def open_input(path: str | None) -> InputSource:
@@ -99,13 +99,29 @@ def open_input(path: str | None) -> InputSource:
     else:
         files = [str(location)]
         fmt = "csv" if str(location).endswith(_CSV_SUFFIXES) else "parquet"
+    return InputSource(str(path), fmt, tuple(files), _unified_schema(files, fmt))
+
+
+def _unified_schema(files: Sequence[str], fmt: str) -> pa.Schema:
+    """One schema for every file: types are promoted (``int32`` + ``int64`` -> ``int64``,
+    ``int64`` + ``double`` -> ``double``); files that cannot be reconciled are named."""
+    schemas = []
+    for file in files:
+        try:
+            schemas.append(pq.read_schema(file) if fmt == "parquet" else ds.dataset(file, format=fmt).schema)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"cannot read '{file}' as {fmt}: {_first_line(exc)}") from None
     try:
-        schema = ds.dataset(files[0], format=fmt).schema
-        if len(files) > 1:
-            schema = ds.dataset(files, format=fmt).schema
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"cannot read input '{path}' as {fmt}: {_first_line(exc)}") from None
-    return InputSource(str(path), fmt, tuple(files), schema)
+        return pa.unify_schemas(schemas, promote_options="permissive")
+    except pa.ArrowException:
+        pass
+    first = schemas[0]
+    for file, schema in zip(files[1:], schemas[1:], strict=True):
+        try:
+            pa.unify_schemas([first, schema], promote_options="permissive")
+        except pa.ArrowException as exc:
+            raise InputError(f"'{file}' does not match the schema of '{files[0]}': {_first_line(exc)}") from None
+    raise InputError(f"the files of '{Path(files[0]).parent}' have schemas that cannot be reconciled")
 
 
 def _first_line(exc: BaseException) -> str:

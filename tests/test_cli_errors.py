@@ -97,6 +97,14 @@ CASES = {
         "{w}/typo.yaml: features[0].params.feature_rnage: unknown key",
     ),
     "config unknown top-level key": (["fit", "--config", "{w}/top.yaml"], "{w}/top.yaml: enigne: unknown key"),
+    "files with incompatible schemas": (
+        ["fit", "{w}/mixed", "--artifact", "{w}/out.json"],
+        "'{w}/mixed/p2.parquet' does not match the schema of '{w}/mixed/p1.parquet'",
+    ),
+    "corrupt parquet file": (
+        ["fit", "{w}/corrupt.parquet", "--artifact", "{w}/out.json"],
+        "cannot read '{w}/corrupt.parquet' as parquet",
+    ),
     "unknown option": (
         ["fit", "{w}/data.parquet", "--artifact", "{w}/out.json", "--bogus"],
         "unrecognized arguments: --bogus",
@@ -118,6 +126,10 @@ def _prepare(w: Path) -> None:
     _tamper(good, w / "v9.json", lambda d: d.update(version=9), reseal=True)
     _tamper(good, w / "nofeatures.json", lambda d: d.pop("features"), reseal=True)
     (w / "text.json").write_text("this is not JSON")
+    (w / "mixed").mkdir()
+    pq.write_table(pa.table({"price": [1.0, 2.0]}), w / "mixed" / "p1.parquet")
+    pq.write_table(pa.table({"price": ["a", "b"]}), w / "mixed" / "p2.parquet")
+    (w / "corrupt.parquet").write_bytes(b"not a parquet file")
     (w / "typo.yaml").write_text(
         f"input: {w}/data.parquet\nartifact: {w}/out.json\nfeatures:\n  - name: rate\n    method: minmax\n"
         "    params: {feature_rnage: [0, 1]}\n"

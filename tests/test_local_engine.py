@@ -47,6 +47,15 @@ def test_one_file_and_40_files_give_the_same_artifact(tmp_path: Path, sample_tab
     _stats_close(one.document["features"], forty.document["features"])
 
 
+def test_files_with_promotable_types_are_read_as_one_schema(tmp_path: Path) -> None:
+    (tmp_path / "mixed").mkdir()
+    pq.write_table(pa.table({"a": pa.array([1, 2, 3], pa.int32())}), tmp_path / "mixed" / "p1.parquet")
+    pq.write_table(pa.table({"a": pa.array([1.5, 2.5], pa.float64())}), tmp_path / "mixed" / "p2.parquet")
+    assert main(["fit", str(tmp_path / "mixed"), "--artifact", str(tmp_path / "a.json")]) == 0
+    stats = load_artifact(tmp_path / "a.json").feature("a")["stats"]
+    assert (stats["count"], stats["mean"], stats["max"]) == (5, 2.0, 3.0)
+
+
 def test_csv_input_matches_parquet_input(tmp_path: Path, sample_table: pa.Table) -> None:
     table = sample_table.select(["id", *FEATURES])
     pq.write_table(table, tmp_path / "data.parquet")
