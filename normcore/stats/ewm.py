@@ -15,9 +15,10 @@ value ``x_i`` has weight ``w_i = (1 - alpha) ** (n - i)`` (the newest weighs 1) 
 * ``var = sum(w_i (x_i - mean) ** 2) / sum(w_i)`` (weighted population variance)
 
 These are pandas' ``Series.ewm(alpha=alpha, adjust=True).mean()`` and
-``.var(bias=True)`` at the last value. The state keeps ``weight = sum(w_i)``,
-``mean`` and ``m2 = sum(w_i (x_i - mean) ** 2)``; appending a block of values decays
-the old ``weight`` and ``m2`` by ``(1 - alpha) ** n_block`` and combines the two parts
+``.var(bias=True)`` at the last value. The state keeps ``weight = sum(w_i)``, the
+mean (as a pivot plus a mean deviation) and ``m2 = sum(w_i (x_i - mean) ** 2)``;
+appending a block of values decays the old ``weight`` and ``m2`` by
+``(1 - alpha) ** n_block`` and combines the two parts
 with the weighted form of Chan et al.'s pairwise update, so a batch is folded in one
 vectorized pass and never value by value.
 
@@ -91,8 +92,12 @@ class EwmMoments:
         Values left out: nulls, NaN, +-inf.
     weight : float
         ``sum(w_i)``; the newest value weighs 1.
-    mean : float
-        Weighted mean (0.0 while empty).
+    pivot : float
+        Reference value deviations are taken from: the first finite value seen (0.0
+        while empty), as in :class:`~normcore.stats.MomentsState`, so the sums run
+        over deviation-sized numbers and keep full precision at any offset.
+    mean_dev : float
+        Weighted mean of ``x - pivot``.
     m2 : float
         ``sum(w_i (x_i - mean) ** 2)``.
 
@@ -111,7 +116,8 @@ class EwmMoments:
     nan_count: int = 0
     inf_count: int = 0
     weight: float = 0.0
-    mean: float = 0.0
+    pivot: float = 0.0
+    mean_dev: float = 0.0
     m2: float = 0.0
 
     @classmethod
@@ -140,13 +146,16 @@ class EwmMoments:
             self.inf_count += values.size - finite.size - nan_count
         if finite.size == 0:
             return self
+        if self.count == 0:
+            self.pivot = float(finite[0])
         # Newest value weighs (1 - alpha) ** 0 = 1; underflow to 0 is harmless.
         weights = np.power(1.0 - self.alpha, np.arange(finite.size - 1, -1, -1, dtype=np.float64))
+        deviations = finite - self.pivot
         block_weight = float(weights.sum())
-        block_mean = float(np.dot(weights, finite) / block_weight)
-        deviations = finite - block_mean
-        block_m2 = float(np.dot(weights, deviations * deviations))
-        self._append(finite.size, block_weight, block_mean, block_m2)
+        block_mean_dev = float(np.dot(weights, deviations) / block_weight)
+        centered = deviations - block_mean_dev
+        block_m2 = float(np.dot(weights, centered * centered))
+        self._append(finite.size, block_weight, block_mean_dev, block_m2)
         return self
 
     def add_nulls(self, null_count: int) -> EwmMoments:
@@ -167,23 +176,33 @@ class EwmMoments:
         self.null_count += later.null_count
         self.nan_count += later.nan_count
         self.inf_count += later.inf_count
-        if later.count:
-            self._append(later.count, later.weight, later.mean, later.m2)
+        if later.count == 0:
+            return self
+        if self.count == 0:
+            self.pivot = later.pivot
+        # later's mean as a deviation from this pivot
+        self._append(later.count, later.weight, (later.pivot - self.pivot) + later.mean_dev, later.m2)
         return self
 
-    def _append(self, count: int, weight: float, mean: float, m2: float) -> None:
-        # Decay the old part by one factor per newer value, then Chan's weighted merge.
+    def _append(self, count: int, weight: float, mean_dev: float, m2: float) -> None:
+        # Decay the old part by one factor per newer value, then Chan's weighted merge,
+        # in deviation space (``mean_dev`` is relative to ``self.pivot``).
         if self.count == 0:
-            self.count, self.weight, self.mean, self.m2 = count, weight, mean, m2
+            self.count, self.weight, self.mean_dev, self.m2 = count, weight, mean_dev, m2
             return
         decay = (1.0 - self.alpha) ** count
         old_weight = self.weight * decay
         total = old_weight + weight
-        delta = mean - self.mean
-        self.mean += delta * (weight / total)
+        delta = mean_dev - self.mean_dev
+        self.mean_dev += delta * (weight / total)
         self.m2 = self.m2 * decay + m2 + delta * delta * (old_weight * weight / total)
         self.weight = total
         self.count += count
+
+    @property
+    def mean(self) -> float:
+        """Weighted mean of the finite values (NaN while empty)."""
+        return self.pivot + self.mean_dev if self.count else math.nan
 
     def variance(self) -> float:
         """Weighted population variance ``m2 / weight`` (NaN while empty)."""
@@ -213,7 +232,9 @@ class EwmMoments:
         A state with zero (or no) spread gets scale 1, as a constant column does in a
         fitted artifact; an empty state is the identity.
         """
-        std = math.sqrt(self.variance()) if self.count else 0.0
+        if self.count == 0:
+            return LinearTransform("ewm_zscore", 0.0, 1.0)
+        std = math.sqrt(self.variance())
         scale = std if std > 0 and math.isfinite(std) else 1.0
         return LinearTransform("ewm_zscore", self.mean, scale)
 

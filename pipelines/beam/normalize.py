@@ -55,8 +55,12 @@ class NormalizeOptions(PipelineOptions):
         parser.add_argument("--method", help="method for features without their own (default zscore)")
         parser.add_argument("--key", help="fit statistics per value of this column too")
         parser.add_argument("--ddof", type=int, help="variance convention of zscore: 0 (default) or 1")
-        parser.add_argument("--sketch", action="store_true", default=None, help="keep a quantile sketch for every feature")
-        parser.add_argument("--overwrite", action="store_true", default=None, help="replace an existing output directory")
+        parser.add_argument(
+            "--sketch", action="store_true", default=None, help="keep a quantile sketch for every feature"
+        )
+        parser.add_argument(
+            "--overwrite", action="store_true", default=None, help="replace an existing output directory"
+        )
         parser.add_argument("--inverse", action="store_true", default=False, help="apply: invert the transforms")
         parser.add_argument("--hot_key_fanout", type=int, help="intermediate combining for skewed keys / wide data")
 

@@ -47,7 +47,9 @@ from pipelines.beam.combiners import FeatureStatsCombineFn
 from pipelines.beam.transforms import METRICS_NAMESPACE
 
 
-def feature_drift(reference: dict[str, Any], column_summary: dict[str, Any], sketch: QuantileSketch | None) -> dict[str, Any]:
+def feature_drift(
+    reference: dict[str, Any], column_summary: dict[str, Any], sketch: QuantileSketch | None
+) -> dict[str, Any]:
     """Drift of one window's column from the artifact's entry of that feature.
 
     Parameters

@@ -23,7 +23,7 @@ Metrics (namespace ``normcore``): ``rows_read``, ``rows_normalized``, ``rows_wri
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
@@ -47,9 +47,9 @@ METRICS_NAMESPACE = "normcore"
 
 #: What :class:`AccumulateStats` emits: one accumulator, or one per key value
 #: (``None`` for rows with a null key).
-Stats = Union[StatsAccumulator, Mapping[Union[str, None], StatsAccumulator]]
+Stats = StatsAccumulator | Mapping[str | None, StatsAccumulator]
 
-ArrowBatch = Union[pa.Table, pa.RecordBatch]
+ArrowBatch = pa.Table | pa.RecordBatch
 
 
 def _counted_table(element: ArrowBatch, counter: Any) -> pa.Table:
@@ -132,7 +132,9 @@ class _SplitByKey(beam.DoFn):
     def process(self, table: ArrowBatch) -> Iterator[tuple[str | None, ArrowBatch]]:
         index = table.schema.get_field_index(self._key)
         if index < 0:
-            raise InputError(f"key column '{self._key}' is missing from a batch; it has: {', '.join(table.schema.names)}")
+            raise InputError(
+                f"key column '{self._key}' is missing from a batch; it has: {', '.join(table.schema.names)}"
+            )
         for value, rows in key_groups(table.column(index)):
             yield value, table.take(pa.array(rows))
 

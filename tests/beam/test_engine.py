@@ -15,7 +15,6 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pytest
-
 from beam_support import assert_tables_equal, with_latency, write_files
 
 from normcore.cli import main
@@ -39,7 +38,7 @@ def assert_close(beam: Any, local: Any, path: str = "") -> None:
                 assert_close(beam[name], local[name], f"{path}.{name}")
     elif isinstance(local, list):
         assert len(beam) == len(local), path
-        for index, (b, a) in enumerate(zip(beam, local)):
+        for index, (b, a) in enumerate(zip(beam, local, strict=True)):
             assert_close(b, a, f"{path}[{index}]")
     elif isinstance(local, float):
         assert math.isclose(beam, local, rel_tol=1e-12, abs_tol=1e-300), (path, beam, local)

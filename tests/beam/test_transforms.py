@@ -27,8 +27,8 @@ from pipelines.beam import (
     ComputeStats,
     FeatureStatsCombineFn,
     ReadBatches,
-    WriteNormalized,
     StatsAccumulatorCoder,
+    WriteNormalized,
 )
 
 FEATURES = ["offset", "mixed", "counts", "small"]
