@@ -106,6 +106,22 @@ class ValidationConfig(_Strict):
         return sorted(set(quantiles))
 
 
+def _ratio_bounds(bounds: tuple[float, float] | None) -> tuple[float, float] | None:
+    if bounds is not None and not 0 <= bounds[0] <= 1 <= bounds[1]:
+        raise ValueError(f"variance_ratio must satisfy 0 <= low <= 1 <= high (.inf allowed), got {list(bounds)}")
+    return bounds
+
+
+class DriftThresholds(_Strict):
+    """Thresholds of one feature, overriding the section's (unset: inherited)."""
+
+    max_mean_shift: float | None = Field(None, gt=0)
+    variance_ratio: tuple[float, float] | None = None
+    max_psi: float | None = Field(None, gt=0)
+
+    _bounds = field_validator("variance_ratio")(_ratio_bounds)
+
+
 class DriftConfig(_Strict):
     """``normcore drift``: thresholds beyond which a feature has drifted.
 
@@ -114,13 +130,16 @@ class DriftConfig(_Strict):
     max_mean_shift : float
         Largest allowed ``|mean_new - mean_fit| / std_fit``.
     variance_ratio : (float, float)
-        Allowed range of ``var_new / var_fit``.
+        Allowed range of ``var_new / var_fit``; ``[0, .inf]`` turns the check off.
     max_psi : float
         Largest allowed population stability index over the fit's quantile bins.
     psi_bins : int
         Number of equal-mass bins of the PSI.
     report : str or None
         Directory for ``drift.json``.
+    features : dict of str to DriftThresholds
+        Per-feature overrides, e.g. a wide ``variance_ratio`` for a heavy-tailed
+        feature whose variance is too unstable to compare.
     """
 
     max_mean_shift: float = Field(0.1, gt=0)
@@ -128,14 +147,18 @@ class DriftConfig(_Strict):
     max_psi: float = Field(0.1, gt=0)
     psi_bins: int = Field(10, ge=2, le=1000)
     report: str | None = None
+    features: dict[str, DriftThresholds] = Field(default_factory=dict)
 
-    @field_validator("variance_ratio")
-    @classmethod
-    def _brackets_one(cls, bounds: tuple[float, float]) -> tuple[float, float]:
-        low, high = bounds
-        if not 0 < low < 1 < high:
-            raise ValueError(f"variance_ratio must satisfy 0 < low < 1 < high, got {list(bounds)}")
-        return bounds
+    _bounds = field_validator("variance_ratio")(_ratio_bounds)
+
+    def for_feature(self, name: str) -> DriftThresholds:
+        """The thresholds of feature ``name``: its overrides, else the section's."""
+        own = self.features.get(name, DriftThresholds())
+        return DriftThresholds(
+            max_mean_shift=own.max_mean_shift if own.max_mean_shift is not None else self.max_mean_shift,
+            variance_ratio=own.variance_ratio if own.variance_ratio is not None else self.variance_ratio,
+            max_psi=own.max_psi if own.max_psi is not None else self.max_psi,
+        )
 
 
 class JobConfig(_Strict):

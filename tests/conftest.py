@@ -44,3 +44,13 @@ def sample_table() -> pa.Table:
 def sample_dir(tmp_path: Path, sample_table: pa.Table) -> Path:
     """The sample table as 4 Parquet files in a fresh directory."""
     return write_parts(sample_table, tmp_path / "sample", 4)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession (2 cores, no UI) for the whole test session."""
+    from pipelines.spark.session import get_session
+
+    session = get_session("local[2]", {"spark.ui.enabled": "false"})
+    yield session
+    session.stop()

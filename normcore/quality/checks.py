@@ -64,6 +64,8 @@ import numpy as np
 
 from normcore.artifact import Artifact
 from normcore.config import ValidationConfig
+from normcore.errors import ArtifactError
+from normcore.io import InputSource
 from normcore.stats import QuantileSketch
 from normcore.transforms import LinearTransform, normal_clip_bounds, transform_from_dict
 
@@ -158,6 +160,22 @@ def expected_ranges(artifact: Artifact, widen: bool = True) -> dict[str, tuple[f
         low, high = min(b[0] for b in bounds), max(b[1] for b in bounds)
         ranges[name] = _widen(low, high) if widen else (low, high)
     return ranges
+
+
+def require_features(artifact: Artifact, source: InputSource, what: str) -> None:
+    """Fail unless ``source`` holds every fitted column (``what`` names it: "input", "--source").
+
+    Raises
+    ------
+    ArtifactError
+        Naming the missing columns and the ones ``source`` has.
+    """
+    missing = [name for name in artifact.feature_names if source.schema.get_field_index(name) < 0]
+    if missing:
+        raise ArtifactError(
+            f"{what} '{source.path}' lacks fitted column(s) {', '.join(missing)}; "
+            f"it has: {', '.join(source.schema.names)}"
+        )
 
 
 def _values_checked(rows_checked: int, stats: Mapping[str, Any], fitted_rows: int) -> int:

@@ -34,9 +34,8 @@ import pyarrow as pa
 
 from normcore.artifact import Artifact
 from normcore.config import SparkConfig, ValidationConfig
-from normcore.errors import ArtifactError
 from normcore.io import InputSource, open_input
-from normcore.quality.checks import CheckPlan, build_checks
+from normcore.quality.checks import CheckPlan, build_checks, require_features
 from normcore.quality.checksum import arrow_to_pandas, batch_checksums, combine_checksums, series_checksum
 from normcore.quality.conformity import ConformityCombiner
 from normcore.quality.reportdir import check_report_dir, report_dir
@@ -188,9 +187,9 @@ def prepare(request: ValidationRequest, report: str | None) -> None:
     if report is not None:
         check_report_dir(report, REPORT_FILE)
     output = open_input(request.input)
-    _require_features(request.artifact, output, "input")
+    require_features(request.artifact, output, "input")
     if request.source is not None:
-        _require_features(request.artifact, open_input(request.source), "--source")
+        require_features(request.artifact, open_input(request.source), "--source")
 
 
 def validate(request: ValidationRequest, report: str | None = None) -> ValidationOutcome:
@@ -212,15 +211,6 @@ def validate(request: ValidationRequest, report: str | None = None) -> Validatio
             written = outcome.run.write_report(outcome.result, staging)
         outcome.report = {kind: Path(report) / path.relative_to(staging) for kind, path in written.items()}
     return outcome
-
-
-def _require_features(artifact: Artifact, source: InputSource, what: str) -> None:
-    missing = [name for name in artifact.feature_names if source.schema.get_field_index(name) < 0]
-    if missing:
-        raise ArtifactError(
-            f"{what} '{source.path}' lacks fitted column(s) {', '.join(missing)}; "
-            f"it has: {', '.join(source.schema.names)}"
-        )
 
 
 def _passthrough(artifact: Artifact, source: InputSource | None) -> list[str]:

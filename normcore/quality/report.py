@@ -1,0 +1,288 @@
+"""``normcore report``: one self-contained HTML page of a dataset before and after normalization.
+
+Two streaming passes over the raw data (memory bounded by the batch size):
+
+1. statistics of every feature before and after the artifact's transform
+   (:class:`~normcore.stats.FeatureStatsCombiner` with KLL sketches) and the
+   conformity of the normalized values (:class:`~normcore.quality.conformity.ConformityCombiner`);
+2. histograms over the 0.5th-99.5th percentile range of each side (values beyond
+   land in the end bins; how many is written under the plot).
+
+Plots are PNGs rendered by matplotlib's Agg backend and embedded as ``data:`` URIs;
+styles are inline. The page loads nothing from anywhere else. A drift report
+(``normcore drift --report``) made with the same artifact can be included.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from normcore.apply import BatchNormalizer, column_as_float64
+from normcore.artifact import Artifact
+from normcore.errors import ConfigError, InputError
+from normcore.io import InputSource
+from normcore.quality.checks import expected_ranges, require_features
+from normcore.quality.conformity import ConformityCombiner
+from normcore.quality.drift import REPORT_FILE as DRIFT_FILE
+from normcore.stats import ColumnRequest, ColumnStats, FeatureStatsCombiner
+
+#: Histogram bins per side.
+BINS = 40
+#: Percentiles bounding the histograms (tails beyond fall into the end bins).
+TAILS = (0.5, 99.5)
+#: Sketch size of the report's own statistics (rank error ~1 %, enough for bin edges).
+_SKETCH_K = 200
+
+_STYLE = """
+body{font-family:system-ui,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#1d2433;background:#fff}
+h1{font-size:22px;margin:0 0 4px}
+h2{font-size:18px;margin:28px 0 6px;border-bottom:2px solid #dde3ee;padding-bottom:4px}
+.meta{color:#5a6478;font-size:13px}
+.kpi{font-size:16px;margin:12px 0;padding:10px 14px;background:#f1f5fb;border-radius:6px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}
+th,td{border:1px solid #d5dbe6;padding:3px 8px;text-align:right}
+th:first-child,td:first-child{text-align:left} th{background:#eef2f8}
+.ok{color:#1a7f37;font-weight:600} .bad{color:#c62828;font-weight:600} img{max-width:100%;height:auto}
+.note{color:#5a6478;font-size:12px}
+"""
+
+
+def load_drift(path: str | Path, artifact: Artifact) -> dict[str, Any]:
+    """Read a drift report (``drift.json`` or its directory) made with ``artifact``.
+
+    Raises
+    ------
+    ConfigError
+        Missing or unreadable file, not a drift report, or made with another artifact.
+    """
+    location = Path(path)
+    if location.is_dir():
+        location = location / DRIFT_FILE
+    if not location.is_file():
+        raise ConfigError(f"option --drift: '{path}' is neither a drift report nor a directory holding {DRIFT_FILE}")
+    try:
+        document = json.loads(location.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"option --drift: '{location}' is not valid JSON ({exc})") from None
+    if not isinstance(document, dict) or document.get("format") != "normcore.drift":
+        raise ConfigError(f"option --drift: '{location}' is not a normcore drift report (format 'normcore.drift')")
+    if document.get("artifact_checksum") != artifact.checksum:
+        raise ConfigError(
+            f"option --drift: '{location}' was made with another artifact "
+            f"({document.get('artifact_checksum')}, this one is {artifact.checksum})"
+        )
+    return document
+
+
+def _requests(names: list[str]) -> list[ColumnRequest]:
+    return [ColumnRequest(name, True, _SKETCH_K) for name in names]
+
+
+def _edges(column: ColumnStats) -> np.ndarray:
+    low, high = column.sketch.percentiles(list(TAILS))
+    if not high > low:
+        centre = float(column.moments.min)
+        low, high = centre - 0.5, centre + 0.5
+    return np.linspace(low, high, BINS + 1)
+
+
+def _histogram(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, int, int]:
+    finite = values[np.isfinite(values)]
+    below = int(np.count_nonzero(finite < edges[0]))
+    above = int(np.count_nonzero(finite > edges[-1]))
+    counts, _ = np.histogram(np.clip(finite, edges[0], edges[-1]), bins=edges)
+    return counts, below, above
+
+
+class _Histograms:
+    """Per-feature bin counts of one side (before or after), filled batch by batch."""
+
+    def __init__(self, edges: Mapping[str, np.ndarray]) -> None:
+        self.edges = dict(edges)
+        self.counts = {name: np.zeros(BINS, dtype=np.int64) for name in edges}
+        self.tails = {name: [0, 0] for name in edges}
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        for name, edges in self.edges.items():
+            values, _ = column_as_float64(batch.column(name))
+            counts, below, above = _histogram(values, edges)
+            self.counts[name] += counts
+            self.tails[name][0] += below
+            self.tails[name][1] += above
+
+
+def _plot(name: str, before: _Histograms, after: _Histograms, method: str) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9.0, 2.8), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2)
+    for ax, side, title, color in (
+        (axes[0], before, "before", "#5b7db1"),
+        (axes[1], after, f"after ({method})", "#d9822b"),
+    ):
+        edges = side.edges[name]
+        ax.stairs(side.counts[name], edges, fill=True, color=color, alpha=0.85)
+        ax.set_title(f"{name}: {title}", fontsize=10)
+        ax.tick_params(labelsize=8)
+        ax.set_ylabel("rows", fontsize=8)
+        below, above = side.tails[name]
+        if below or above:
+            ax.text(
+                0.99,
+                0.97,
+                f"{below} below / {above} above range",
+                transform=ax.transAxes,
+                ha="right",
+                va="top",
+                fontsize=7,
+            )
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return html.escape(value)
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+def _stats_table(fitted: Mapping[str, Any], before: ColumnStats, after: ColumnStats) -> str:
+    rows = ("count", "null_count", "nan_count", "inf_count", "mean", "std", "min", "max")
+    sides = (fitted, before.moments.summary(), after.moments.summary())
+    cells = ["<tr><th>statistic</th><th>fitted (artifact)</th><th>this input</th><th>normalized</th></tr>"]
+    for stat in rows:
+        cells.append(
+            f"<tr><td>{stat}</td>" + "".join(f"<td>{_number(side.get(stat))}</td>" for side in sides) + "</tr>"
+        )
+    for percent in (1, 50, 99):
+        values = [
+            (fitted.get("quantiles") or {}).get("percentiles", {}).get(str(percent)),
+            float(before.sketch.percentiles([percent])[0]),
+            float(after.sketch.percentiles([percent])[0]),
+        ]
+        cells.append(f"<tr><td>p{percent} (approx.)</td>" + "".join(f"<td>{_number(v)}</td>" for v in values) + "</tr>")
+    return "<table>" + "".join(cells) + "</table>"
+
+
+def _drift_table(entry: Mapping[str, Any]) -> str:
+    verdict = (
+        f'<span class="bad">drift: {html.escape("; ".join(entry["reasons"]))}</span>'
+        if entry["drifted"]
+        else '<span class="ok">no drift</span>'
+    )
+    psi = entry["psi"] if entry["psi"] is not None else "skipped (no sketch)"
+    return (
+        "<table><tr><th>drift</th><th>mean shift</th><th>variance ratio</th><th>PSI</th><th>verdict</th></tr>"
+        f"<tr><td>vs. fit</td><td>{_number(entry['mean_shift'])}</td><td>{_number(entry['variance_ratio'])}</td>"
+        f"<td>{_number(psi)}</td><td>{verdict}</td></tr></table>"
+    )
+
+
+def build_report(
+    artifact: Artifact,
+    artifact_path: str,
+    source: InputSource,
+    drift: Mapping[str, Any] | None = None,
+    batch_size: int = 131_072,
+) -> str:
+    """The HTML page for ``source`` (raw data) and ``artifact``.
+
+    Raises
+    ------
+    ArtifactError
+        ``source`` lacks a fitted column.
+    InputError
+        ``source`` has no rows.
+    """
+    require_features(artifact, source, "input")
+    names = artifact.feature_names
+    columns = names + ([artifact.key] if artifact.key and artifact.key not in names else [])
+    normalizer = BatchNormalizer(artifact)
+    ranges = expected_ranges(artifact)
+    raw_stats, normalized_stats = FeatureStatsCombiner(_requests(names)), FeatureStatsCombiner(_requests(names))
+    conformity = ConformityCombiner(ranges)
+    before, after, counts = (
+        raw_stats.create_accumulator(),
+        normalized_stats.create_accumulator(),
+        conformity.create_accumulator(),
+    )
+    for batch in source.batches(columns, batch_size):
+        normalized, _ = normalizer.transform_batch(batch)
+        raw_stats.add_batch(before, batch)
+        normalized_stats.add_batch(after, normalized)
+        conformity.add_batch(counts, normalized)
+    if before.rows == 0:
+        raise InputError(f"input '{source.path}' has no rows")
+    hist_before = _Histograms({n: _edges(before.columns[n]) for n in names})
+    hist_after = _Histograms({n: _edges(after.columns[n]) for n in names})
+    for batch in source.batches(columns, batch_size):
+        hist_before.add(batch)
+        hist_after.add(normalizer.transform_batch(batch)[0])
+    share = conformity.extract_output(counts)
+    sections = []
+    for name in names:
+        entry = artifact.feature(name)
+        method = entry["transform"]["method"]
+        feature = share["features"][name]
+        low, high = ranges[name]
+        level = "ok" if feature["conformity"] in (None, 1.0) else "bad"
+        conform = "-" if feature["conformity"] is None else f"{100 * feature['conformity']:.2f}%"
+        parts = [
+            f'<h2 id="{html.escape(name)}">{html.escape(name)} <span class="meta">({html.escape(method)})</span></h2>',
+            f'<img alt="histograms of {html.escape(name)}" src="{_plot(name, hist_before, hist_after, method)}">',
+            f'<p>conformity: <span class="{level}">{conform}</span> of {feature["values"]} normalized values in '
+            f"[{_number(low)}, {_number(high)}] ({feature['missing']} missing)</p>",
+            _stats_table(entry["stats"], before.columns[name], after.columns[name]),
+        ]
+        if drift is not None and name in drift.get("features", {}):
+            parts.append(_drift_table(drift["features"][name]))
+        sections.append("\n".join(parts))
+    overall = "-" if share["conformity"] is None else f"{100 * share['conformity']:.2f}%"
+    drift_line = ""
+    if drift is not None:
+        drifted = drift.get("drifted") or []
+        drift_line = (
+            f'<div class="kpi">drift ({html.escape(str(drift.get("input")))}): '
+            + (
+                f'<span class="bad">{html.escape(", ".join(drifted))}</span>'
+                if drifted
+                else '<span class="ok">none</span>'
+            )
+            + "</div>"
+        )
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>normcore report: {html.escape(source.path)}</title>
+<style>{_STYLE}</style></head>
+<body>
+<h1>normcore report</h1>
+<p class="meta">input {html.escape(source.path)} ({before.rows} rows) &middot;
+artifact {html.escape(artifact_path)} ({html.escape(artifact.checksum)}, fitted on {artifact.rows} rows
+by the {html.escape(artifact.engine)} engine) &middot; {created}</p>
+<div class="kpi">input range conformity: <b>{overall}</b> ({share["in_range"]} of {share["values"]} normalized values
+inside their feature's expected range)</div>
+{drift_line}
+<p class="note">Histograms span the 0.5th to 99.5th percentile of each side; values beyond fall into the end bins.
+Percentiles marked approx. come from KLL sketches.</p>
+{"".join(sections)}
+</body></html>
+"""

@@ -1,0 +1,154 @@
+"""``normcore validate`` on the local engine: valid output, tampered outputs, sampled mode."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from conftest import FEATURES, write_config
+
+from normcore.cli import main
+from normcore.quality.checks import expected_ranges
+
+
+def _validate(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["validate", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _write(table: pa.Table, directory: Path) -> Path:
+    directory.mkdir(parents=True)
+    pq.write_table(table, directory / "part-0.parquet")
+    return directory
+
+
+def _conformity_reference(table: pa.Table, artifact_path: Path) -> tuple[int, int]:
+    """(in range, non-missing) over every feature, counted with NumPy."""
+    from normcore.artifact import load_artifact
+
+    inside = total = 0
+    for name, (low, high) in expected_ranges(load_artifact(artifact_path)).items():
+        values = table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+        values = values[~np.isnan(values)]
+        total += values.size
+        inside += int(np.count_nonzero((values >= low) & (values <= high)))
+    return inside, total
+
+
+def test_valid_output_passes_and_writes_the_report(fitted, tmp_path, capsys):
+    report = tmp_path / "report"
+    code, out, err = _validate(
+        capsys, str(fitted.output), "--artifact", str(fitted.artifact), "--source", str(fitted.raw), "--report", str(report)
+    )
+    assert code == 0, out + err
+    assert "result: PASS" in out and "input range conformity: 100.00%" in out
+    for feature in FEATURES:
+        assert any(line.startswith(feature["name"]) and line.endswith("pass") for line in out.splitlines())
+    result = json.loads((report / "validation_result.json").read_text())
+    assert result["success"] is True
+    kpi = result["meta"]["normcore"]
+    inside, total = _conformity_reference(ds.dataset(fitted.output).to_table(), fitted.artifact)
+    assert (kpi["in_range"], kpi["values"]) == (inside, total) == (total, total)
+    assert kpi["input_range_conformity"] == 1.0
+    types = {r["expectation_config"]["type"] for r in result["results"]}
+    assert {
+        "expect_table_row_count_to_equal",
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_not_be_null",
+        "expect_column_mean_to_be_between",
+        "expect_column_stdev_to_be_between",
+        "expect_column_quantile_values_to_be_between",
+        "expect_column_to_exist",
+        "expect_column_checksum_to_equal",
+    } <= types
+    assert (report / "data_docs" / "index.html").is_file()
+    assert list((report / "data_docs" / "validations").rglob("*.html"))
+
+
+def _push_out_of_range(table: pa.Table) -> pa.Table:
+    values = table.column("rate").to_numpy(zero_copy_only=False).copy()
+    values[100:130] = 5.0  # minmax to [-1, 2]
+    return table.set_column(table.schema.get_field_index("rate"), "rate", pa.array(values))
+
+
+def _drop_rows(table: pa.Table) -> pa.Table:
+    return pa.concat_tables([table.slice(0, 1000), table.slice(1010)])
+
+
+def _alter_passthrough(table: pa.Table) -> pa.Table:
+    category = table.column("category").to_pylist()
+    category[7] = "gardening" if category[7] != "gardening" else "garden"
+    return table.set_column(table.schema.get_field_index("category"), "category", pa.array(category))
+
+
+TAMPERING: dict[str, tuple[Callable[[pa.Table], pa.Table], str, str]] = {
+    "values out of range": (_push_out_of_range, "rate", "expect_column_values_to_be_between"),
+    "rows dropped": (_drop_rows, "(table)", "expect_table_row_count_to_equal"),
+    "pass-through altered": (_alter_passthrough, "category", "expect_column_checksum_to_equal"),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERING))
+def test_tampered_output_fails_naming_column_and_expectation(fitted, tmp_path, capsys, case):
+    tamper, column, expectation = TAMPERING[case]
+    tampered = _write(tamper(ds.dataset(fitted.output).to_table()), tmp_path / "tampered")
+    code, out, err = _validate(capsys, str(tampered), "--artifact", str(fitted.artifact), "--source", str(fitted.raw))
+    assert code == 1, out + err
+    assert "result: FAIL" in out
+    assert f"  {column}: {expectation} (" in out
+    assert err.startswith("check failed: validation of ") and f"{column}: {expectation}" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_out_of_range_share_is_the_kpi(fitted, tmp_path, capsys):
+    table = _push_out_of_range(ds.dataset(fitted.output).to_table())
+    tampered = _write(table, tmp_path / "tampered")
+    report = tmp_path / "report"
+    code, out, _ = _validate(capsys, str(tampered), "--artifact", str(fitted.artifact), "--report", str(report))
+    assert code == 1
+    inside, total = _conformity_reference(table, fitted.artifact)
+    assert total - inside == 30
+    kpi = json.loads((report / "validation_result.json").read_text())["meta"]["normcore"]
+    assert (kpi["in_range"], kpi["values"]) == (inside, total)
+    assert f"input range conformity: {100 * inside / total:.2f}% ({inside} of {total} values)" in out
+    rate = kpi["features"]["rate"]
+    rate_values = pc.drop_null(table.column("rate")).to_numpy()
+    present = int(np.count_nonzero(~np.isnan(rate_values)))
+    assert (rate["in_range"], rate["values"]) == (present - 30, present)
+    assert rate["observed_range"][1] == 5.0
+    assert [f["column"] for f in kpi["failures"]] == ["rate"]
+
+
+def test_without_source_rows_come_from_the_artifact(fitted, tmp_path, capsys):
+    code, out, _ = _validate(capsys, str(fitted.output), "--artifact", str(fitted.artifact))
+    assert code == 0 and "from the artifact" in out and "note: no --source" in out
+    tampered = _write(_drop_rows(ds.dataset(fitted.output).to_table()), tmp_path / "tampered")
+    code, out, _ = _validate(capsys, str(tampered), "--artifact", str(fitted.artifact))
+    assert code == 1 and "(table): expect_table_row_count_to_equal (2990 rows, expected 3000)" in out
+
+
+def test_sampled_mode_checks_every_row_for_row_level_expectations(fitted, tmp_path, capsys):
+    config = write_config(tmp_path / "job.yaml", validation={"sample_rows": 500, "seed": 3})
+    common = ["--artifact", str(fitted.artifact), "--source", str(fitted.raw), "--config", str(config)]
+    code, out, err = _validate(capsys, str(fitted.output), *common, "--batch-size", "256")
+    assert code == 0, out + err
+    assert "uniform sample of 500 rows" in out and "input range conformity: 100.00%" in out
+    for tamper, column, expectation in TAMPERING.values():
+        target = tmp_path / f"tampered-{column.strip('()')}"
+        tampered = _write(tamper(ds.dataset(fitted.output).to_table()), target)
+        report = tmp_path / f"report-{column.strip('()')}"
+        code, out, _ = _validate(capsys, str(tampered), *common, "--batch-size", "256", "--report", str(report))
+        assert code == 1 and f"  {column}: {expectation} (" in out
+        results = json.loads((report / "validation_result.json").read_text())["results"]
+        failed = {(r["expectation_config"]["kwargs"].get("column", "(table)"), r["expectation_config"]["type"]) for r in results if not r["success"]}
+        assert (column, expectation) in failed
+        evaluated = {r["meta"]["evaluated_on"].split(",")[0] for r in results}
+        assert evaluated == {"every row (3000)" if column != "(table)" else "every row (2990)", "uniform sample of 500 rows (seed 3)"}
