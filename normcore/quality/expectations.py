@@ -202,7 +202,7 @@ class SuiteRun:
             SUITE_NAME,
             {
                 "class_name": "SiteBuilder",
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site)},
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site.resolve())},
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             },
         )

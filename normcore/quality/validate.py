@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from normcore.artifact import Artifact
 from normcore.config import SparkConfig, ValidationConfig
+from normcore.errors import InputError
 from normcore.io import InputSource, open_input
 from normcore.quality.checks import CheckPlan, build_checks, require_features
 from normcore.quality.checksum import arrow_to_pandas, batch_checksums, combine_checksums, series_checksum
@@ -189,7 +190,15 @@ def prepare(request: ValidationRequest, report: str | None) -> None:
     output = open_input(request.input)
     require_features(request.artifact, output, "input")
     if request.source is not None:
-        require_features(request.artifact, open_input(request.source), "--source")
+        require_features(request.artifact, open_source(request.source), "--source")
+
+
+def open_source(path: str) -> InputSource:
+    """:func:`~normcore.io.open_input` for ``--source``, whose errors name the option."""
+    try:
+        return open_input(path)
+    except InputError as exc:
+        raise InputError(f"option --source: {exc}") from None
 
 
 def validate(request: ValidationRequest, report: str | None = None) -> ValidationOutcome:
@@ -228,7 +237,7 @@ def _validate_local(request: ValidationRequest) -> ValidationOutcome:
 
     artifact, settings = request.artifact, request.settings
     output = open_input(request.input)
-    source = open_input(request.source) if request.source is not None else None
+    source = open_source(request.source) if request.source is not None else None
     passthrough = _passthrough(artifact, source)
     if source is not None:
         expected_rows, checksums = batch_checksums(source.batches(passthrough, request.batch_size), passthrough)
@@ -384,7 +393,7 @@ def _validate_spark(request: ValidationRequest) -> ValidationOutcome:
     spark = get_session(request.spark.master, request.spark.conf)
     output = open_input(request.input)
     frame = _nan_as_null(read_spark(spark, output), artifact.feature_names)
-    source = open_input(request.source) if request.source is not None else None
+    source = open_source(request.source) if request.source is not None else None
     passthrough = _passthrough(artifact, source)
     checksums = None
     if source is not None:
@@ -505,8 +514,9 @@ def _detail(check: Any, result: Any) -> str:
     if kind == "ExpectTableRowCountToEqual":
         return f"{details.get('observed_value')} rows, expected {kwargs['value']}"
     if kind in ("ExpectColumnMeanToBeBetween", "ExpectColumnStdevToBeBetween"):
+        observed = details.get("observed_value")
         return (
-            f"observed {_number(details.get('observed_value'))}, "
+            f"observed {'a non-finite value' if observed is None else _number(observed)}, "
             f"expected [{_number(kwargs['min_value'])}, {_number(kwargs['max_value'])}]"
         )
     if kind == "ExpectColumnQuantileValuesToBeBetween":

@@ -46,7 +46,14 @@ def _conformity_reference(table: pa.Table, artifact_path: Path) -> tuple[int, in
 def test_valid_output_passes_and_writes_the_report(fitted, tmp_path, capsys):
     report = tmp_path / "report"
     code, out, err = _validate(
-        capsys, str(fitted.output), "--artifact", str(fitted.artifact), "--source", str(fitted.raw), "--report", str(report)
+        capsys,
+        str(fitted.output),
+        "--artifact",
+        str(fitted.artifact),
+        "--source",
+        str(fitted.raw),
+        "--report",
+        str(report),
     )
     assert code == 0, out + err
     assert "result: PASS" in out and "input range conformity: 100.00%" in out
@@ -148,7 +155,14 @@ def test_sampled_mode_checks_every_row_for_row_level_expectations(fitted, tmp_pa
         code, out, _ = _validate(capsys, str(tampered), *common, "--batch-size", "256", "--report", str(report))
         assert code == 1 and f"  {column}: {expectation} (" in out
         results = json.loads((report / "validation_result.json").read_text())["results"]
-        failed = {(r["expectation_config"]["kwargs"].get("column", "(table)"), r["expectation_config"]["type"]) for r in results if not r["success"]}
+        failed = {
+            (r["expectation_config"]["kwargs"].get("column", "(table)"), r["expectation_config"]["type"])
+            for r in results
+            if not r["success"]
+        }
         assert (column, expectation) in failed
         evaluated = {r["meta"]["evaluated_on"].split(",")[0] for r in results}
-        assert evaluated == {"every row (3000)" if column != "(table)" else "every row (2990)", "uniform sample of 500 rows (seed 3)"}
+        assert evaluated == {
+            "every row (3000)" if column != "(table)" else "every row (2990)",
+            "uniform sample of 500 rows (seed 3)",
+        }

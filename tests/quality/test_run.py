@@ -1,0 +1,85 @@
+"""``normcore run`` ends with validation; its exit code says whether the output conformed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import quality_table, write_config
+
+from normcore.cli import main
+
+
+def _job(root: Path, table: pa.Table, **validation) -> Path:
+    (root / "raw").mkdir()
+    pq.write_table(table, root / "raw" / "part-0.parquet")
+    return write_config(
+        root / "job.yaml",
+        input=str(root / "raw"),
+        artifact=str(root / "artifact.json"),
+        output=str(root / "normalized"),
+        validation={"report": str(root / "validation"), **validation},
+    )
+
+
+def test_run_validates_and_says_where_everything_went(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # relative paths, as in configs/example.yaml
+    config = _job(Path("."), quality_table(1_500, seed=12))
+    assert main(["run", "--config", str(config)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert any(line.startswith("result: PASS (") for line in lines)
+    assert lines[-3].startswith("artifact: artifact.json (1500 rows")
+    assert lines[-2] == "output: normalized (1500 rows)"
+    assert (
+        lines[-1] == "validation report: validation (validation_result.json, data docs validation/data_docs/index.html)"
+    )
+    result = json.loads((tmp_path / "validation" / "validation_result.json").read_text())
+    assert result["success"] is True
+    assert result["meta"]["normcore"]["source"] == "raw"
+    assert result["meta"]["normcore"]["passthrough"] == ["id", "category", "constant", "bucket", "flag"]
+
+
+def test_run_exits_1_when_the_output_does_not_conform(tmp_path, capsys):
+    table = quality_table(1_500, seed=12)
+    price = table.column("price").to_numpy(zero_copy_only=False).copy()
+    price[[3, 30, 300]] = np.inf  # apply keeps infinities: they are out of any range
+    table = table.set_column(table.schema.get_field_index("price"), "price", pa.array(price, mask=np.isnan(price)))
+    config = _job(tmp_path, table)
+    assert main(["run", "--config", str(config)]) == 1
+    captured = capsys.readouterr()
+    present = table.column("price").drop_null().to_numpy()
+    share = 100 * np.count_nonzero(np.isfinite(present)) / present.size
+    assert f"  price: expect_column_values_to_be_between ({share:.2f}% of {present.size} values in" in captured.out
+    assert "  price: expect_column_mean_to_be_between (observed a non-finite value, expected [" in captured.out
+    assert "price: expect_column_values_to_be_between" in captured.err
+    for written in ("artifact.json", "normalized", "validation/validation_result.json"):
+        assert (tmp_path / written).exists(), written
+
+
+@pytest.mark.parametrize(
+    ("validation", "message"),
+    [
+        ({"sample_rows": 5}, "validation.sample_rows: Input should be greater than or equal to 100"),
+        ({"quantiles": [0.5, 1.5]}, "validation.quantiles: quantiles must lie strictly between 0 and 1, got [1.5]"),
+    ],
+)
+def test_run_with_bad_validation_config_writes_nothing(tmp_path, capsys, validation, message):
+    config = _job(tmp_path, quality_table(200, seed=1), **validation)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["run", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_run_refuses_a_report_directory_of_other_files_before_fitting(tmp_path, capsys):
+    config = _job(tmp_path, quality_table(200, seed=1))
+    (tmp_path / "validation").mkdir()
+    (tmp_path / "validation" / "notes.txt").write_text("mine")
+    assert main(["run", "--config", str(config)]) == 2
+    assert "holds no previous report" in capsys.readouterr().err
+    assert not (tmp_path / "artifact.json").exists() and not (tmp_path / "normalized").exists()
