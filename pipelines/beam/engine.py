@@ -20,15 +20,17 @@ import json
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
 from normcore.apply import ApplyCounts, BatchNormalizer
-from normcore.artifact import Artifact
+from normcore.artifact import Artifact, parse_artifact
 from normcore.config import JobConfig
 from normcore.errors import ConfigError, InputError, NormcoreError
 from normcore.io import InputSource
@@ -38,6 +40,7 @@ from pipelines.beam.options import create_pipeline, pipeline_options, results_ar
 from pipelines.beam.transforms import (
     AccumulateStats,
     ApplyNormalization,
+    ComputeStats,
     ReadBatches,
     Stats,
     WriteNormalized,
@@ -82,11 +85,7 @@ def fit(job: JobConfig, plan: FitPlan, source: InputSource, *, argv: Sequence[st
             | "AccumulateStats" >> AccumulateStats(plan, job.beam.hot_key_fanout)
         )
         _ = stats | "ReportMissing" >> beam.Map(report_missing, plan)
-        _ = (
-            stats
-            | "EncodeStats" >> beam.Map(encode_stats)
-            | "WriteStats" >> beam.io.WriteToText(stats_path, shard_name_template="")
-        )
+        _ = stats | "WriteStats" >> beam.Map(write_result, stats_path, encode_stats)
         run_pipeline(pipeline)
         merged = decode_stats(_read_result(stats_path))
     return build_stats_artifact(merged, plan, source.path)
@@ -141,16 +140,54 @@ def apply(
             artifact, inverse=inverse, with_counts=True
         )
         _ = normalized | "WriteNormalized" >> WriteNormalized(str(output_dir), normalizer.output_schema(source.schema))
-        _ = (
-            counts
-            | "EncodeCounts" >> beam.Map(encode_counts)
-            | "WriteCounts" >> beam.io.WriteToText(counts_path, shard_name_template="")
-        )
+        _ = counts | "WriteCounts" >> beam.Map(write_result, counts_path, encode_counts)
         run_pipeline(pipeline)
         merged = decode_counts(_read_result(counts_path))
     if merged.rows == 0:
         raise InputError(f"input '{source.path}' has no rows")
     return merged
+
+
+def run(
+    job: JobConfig, plan: FitPlan, source: InputSource, output_dir: Path | str, *, argv: Sequence[str] = ()
+) -> tuple[Artifact, ApplyCounts]:
+    """Fit and apply in one pipeline: the artifact reaches the apply step as a side input.
+
+    The input is read twice (the feature columns for the statistics, every column for
+    the output) rather than held until the statistics are complete. Errors in the fit
+    (no rows, a feature without a finite value) stop the pipeline and are re-raised
+    here as one-line normcore errors.
+
+    Returns
+    -------
+    (Artifact, ApplyCounts)
+    """
+    options = pipeline_options(job, argv)
+    with _results_location(options) as results:
+        artifact_path = FileSystems.join(results, "artifact.json")
+        counts_path = FileSystems.join(results, "counts.json")
+        pipeline = create_pipeline(options)
+        artifact = (
+            pipeline
+            | "ReadForStats" >> ReadBatches(source, plan.columns(), job.local.batch_size)
+            | "ComputeStats" >> ComputeStats(plan, job.beam.hot_key_fanout, source.path)
+        )
+        _ = artifact | "WriteArtifact" >> beam.Map(write_result, artifact_path, encode_artifact)
+        normalized, counts = (
+            pipeline
+            | "ReadForApply" >> ReadBatches(source, None, job.local.batch_size)
+            | "ApplyNormalization" >> ApplyNormalization(artifact, with_counts=True)
+        )
+        output_schema = pa.schema([
+            field.with_type(pa.float64()) if field.name in {f.name for f in plan.features} else field
+            for field in source.schema
+        ])
+        _ = normalized | "WriteNormalized" >> WriteNormalized(str(output_dir), output_schema)
+        _ = counts | "WriteCounts" >> beam.Map(write_result, counts_path, encode_counts)
+        run_pipeline(pipeline)
+        fitted = parse_artifact(json.loads(_read_result(artifact_path)), "beam pipeline")
+        merged = decode_counts(_read_result(counts_path))
+    return fitted, merged
 
 
 def run_pipeline(pipeline: beam.Pipeline) -> None:
@@ -169,6 +206,17 @@ def run_pipeline(pipeline: beam.Pipeline) -> None:
 def _first_line(message: str) -> str:
     line = message.strip().splitlines()[0] if message.strip() else ""
     return line.split(" [while running", 1)[0]
+
+
+def write_result(value: Any, path: str, encode: Callable[[Any], str]) -> None:
+    """Write ``encode(value)`` to ``path`` (the pipeline's single result, read back by the caller)."""
+    with FileSystems.create(path, mime_type="application/json") as stream:
+        stream.write(encode(value).encode("utf-8"))
+
+
+def encode_artifact(artifact: Artifact) -> str:
+    """The artifact's JSON (checksum included)."""
+    return artifact.to_json()
 
 
 def encode_stats(stats: Stats) -> str:
@@ -229,4 +277,4 @@ def _results_location(options: PipelineOptions) -> Iterator[str]:
 
 def _read_result(path: str) -> str:
     with FileSystems.open(path) as stream:
-        return stream.read().decode("utf-8").strip()
+        return stream.read().decode("utf-8")

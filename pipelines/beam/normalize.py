@@ -165,6 +165,16 @@ def _apply(job: JobConfig, artifact: Artifact, argv: Sequence[str], inverse: boo
         return engine.apply(job, artifact, source, staging, inverse=inverse, argv=argv)
 
 
+def _run(job: JobConfig, argv: Sequence[str]) -> tuple[Artifact, ApplyCounts]:
+    """Fit and apply in one pipeline (:func:`pipelines.beam.engine.run`)."""
+    source = resolve_input(job.input)
+    plan = resolve_plan(job, source.schema, source.path)
+    if is_remote(job.output):
+        return engine.run(job, plan, source, job.output, argv=argv)
+    with atomic_output_dir(job.output, job.overwrite) as staging:
+        return engine.run(job, plan, source, staging, argv=argv)
+
+
 def _split_command(argv: Sequence[str]) -> tuple[str, list[str]]:
     """``(command, remaining arguments)``; a positional INPUT becomes ``--input``."""
     if not argv or argv[0] in ("-h", "--help"):
@@ -193,9 +203,10 @@ def execute(argv: Sequence[str]) -> None:
         counts = _apply(job, artifact, rest, options.view_as(NormalizeOptions).inverse)
         print(f"output: {job.output} ({counts.rows} rows)")
         return
-    artifact = _fit(job, rest)
-    if command == "run":
-        counts = _apply(job, artifact, rest, inverse=False)
+    if command == "fit":
+        artifact = _fit(job, rest)
+    else:
+        artifact, counts = _run(job, rest)
         print(f"output: {job.output} ({counts.rows} rows)")
     write_artifact(artifact, artifact_path)
     print(f"artifact: {artifact_path} ({artifact.rows} rows, {len(artifact.feature_names)} features)")

@@ -28,8 +28,11 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.io.parquetio import ReadAllFromParquetBatched, WriteToParquetBatched
+from apache_beam.io.filebasedsink import FileBasedSink
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.parquetio import ReadAllFromParquetBatched
 from apache_beam.metrics import Metrics
 
 from normcore.apply import ApplyCounts, BatchNormalizer
@@ -40,6 +43,7 @@ from normcore.io import InputSource
 from normcore.keys import key_groups
 from normcore.plan import FitPlan
 from normcore.stats import FeatureStatsCombiner, StatsAccumulator
+from pipelines.beam import coders  # noqa: F401  (registers the Arrow coder)
 from pipelines.beam.combiners import ApplyCountsCombineFn, FeatureStatsCombineFn
 
 #: Namespace of every Beam metric normcore reports.
@@ -114,13 +118,15 @@ class ReadBatches(beam.PTransform):
         schema = self._source.schema
         if self._columns is not None:
             schema = pa.schema([schema.field(name) for name in self._columns])
-        files = pbegin | "ListFiles" >> beam.Create(list(self._source.files))
+        files = pbegin | "ListFiles" >> beam.Create(list(self._source.files), reshuffle=False)
         if self._source.format == "parquet":
-            tables = files | "ReadParquet" >> ReadAllFromParquetBatched(columns=self._columns)
+            read = ReadAllFromParquetBatched(columns=self._columns).with_output_types(pa.Table)
+            tables = files | "ReadParquet" >> read
         else:
-            tables = files | "ReadCsv" >> beam.ParDo(_ReadCsvFile(self._source.schema, self._columns, self._batch_size))
+            read_csv = _ReadCsvFile(self._source.schema, self._columns, self._batch_size)
+            tables = files | "ReadCsv" >> beam.ParDo(read_csv).with_output_types(pa.Table)
         rows_read = Metrics.counter(METRICS_NAMESPACE, "rows_read")
-        return tables | "ConformSchema" >> beam.Map(_conform, schema, rows_read)
+        return tables | "ConformSchema" >> beam.Map(_conform, schema, rows_read).with_output_types(pa.Table)
 
 
 class _SplitByKey(beam.DoFn):
@@ -175,7 +181,10 @@ class AccumulateStats(beam.PTransform):
             per_key = per_key.with_hot_key_fanout(self._fanout)
         return (
             tables
-            | "SplitByKey" >> beam.ParDo(_SplitByKey(self._plan.key))
+            | "SplitByKey"
+            >> beam.ParDo(_SplitByKey(self._plan.key)).with_output_types(
+                beam.typehints.KV[beam.typehints.Optional[str], tables.element_type]
+            )
             | "CombineStatsPerKey" >> per_key
             | "CollectKeys" >> beam.combiners.ToDict()
         )
@@ -316,13 +325,58 @@ class ApplyNormalization(beam.PTransform):
         artifact = self._artifact
         if isinstance(artifact, beam.PCollection):
             artifact = beam.pvalue.AsSingleton(artifact)
-        outputs = tables | "Normalize" >> beam.ParDo(
-            _NormalizeBatches(self._features, self._inverse), artifact
-        ).with_outputs(COUNTS_TAG, main="normalized")
+        normalize = beam.ParDo(_NormalizeBatches(self._features, self._inverse), artifact)
+        if tables.element_type in (pa.Table, pa.RecordBatch):
+            normalize = normalize.with_output_types(tables.element_type)  # keeps the Arrow coder
+        outputs = tables | "Normalize" >> normalize.with_outputs(COUNTS_TAG, main="normalized")
         if not self._with_counts:
             return outputs.normalized
         counts = outputs[COUNTS_TAG] | "MergeCounts" >> beam.CombineGlobally(ApplyCountsCombineFn())
         return outputs.normalized, counts
+
+
+class ParquetTableSink(FileBasedSink):
+    """A Beam file sink writing ``pyarrow.Table`` elements as snappy Parquet files.
+
+    Like Beam's ``WriteToParquetBatched`` (same temporary-file-then-rename protocol), but
+    floating-point columns skip dictionary encoding: normalized features almost never
+    repeat, and trying a dictionary first doubles the write time.
+
+    Parameters
+    ----------
+    file_path_prefix : str
+        Files are ``<prefix>-SSSSS-of-NNNNN<suffix>``.
+    schema : pyarrow.Schema
+        Schema of every table.
+    file_name_suffix : str, default ".parquet"
+    """
+
+    def __init__(self, file_path_prefix: str, schema: pa.Schema, file_name_suffix: str = ".parquet") -> None:
+        super().__init__(
+            file_path_prefix,
+            coder=None,
+            file_name_suffix=file_name_suffix,
+            mime_type="application/x-parquet",
+            compression_type=CompressionTypes.UNCOMPRESSED,  # Parquet compresses its pages itself
+        )
+        self._schema = schema
+        self._dictionary_columns = [f.name for f in schema if not pa.types.is_floating(f.type)]
+
+    def open(self, temp_path: str) -> Any:
+        """A ``pyarrow.parquet.ParquetWriter`` over a new temporary file."""
+        handle = super().open(temp_path)
+        writer = pq.ParquetWriter(handle, self._schema, compression="snappy", use_dictionary=self._dictionary_columns)
+        return writer, handle
+
+    def write_record(self, writer_and_handle: Any, table: pa.Table) -> None:
+        """Append one table."""
+        writer_and_handle[0].write_table(table)
+
+    def close(self, writer_and_handle: Any) -> None:
+        """Finish the Parquet footer and close the file."""
+        writer, handle = writer_and_handle
+        writer.close()
+        handle.close()
 
 
 class WriteNormalized(beam.PTransform):
@@ -339,7 +393,7 @@ class WriteNormalized(beam.PTransform):
     Notes
     -----
     Counts ``rows_written``. Beam writes each bundle to a temporary file and renames the
-    files into place when the write finishes.
+    files into place when the write finishes (:class:`ParquetTableSink`).
     """
 
     def __init__(self, directory: str, schema: pa.Schema) -> None:
@@ -349,11 +403,9 @@ class WriteNormalized(beam.PTransform):
 
     def expand(self, tables: beam.PCollection) -> beam.pvalue.PDone:
         rows_written = Metrics.counter(METRICS_NAMESPACE, "rows_written")
+        sink = ParquetTableSink(FileSystems.join(self._directory, "part"), self._schema)
         return (
             tables
-            | "CountRowsWritten" >> beam.Map(_counted_table, rows_written)
-            | "WriteParquet"
-            >> WriteToParquetBatched(
-                FileSystems.join(self._directory, "part"), self._schema, codec="snappy", file_name_suffix=".parquet"
-            )
+            | "CountRowsWritten" >> beam.Map(_counted_table, rows_written).with_output_types(pa.Table)
+            | "WriteParquet" >> beam.io.Write(sink)
         )

@@ -107,9 +107,10 @@ def test_inverse_round_trip(data_dir: Path, table: pa.Table, tmp_path: Path) -> 
 def test_run_multiprocessing_matches_local(data_dir: Path, table: pa.Table, tmp_path: Path) -> None:
     """Two worker processes: same statistics as the local engine, same rows as a local apply."""
     features = ["--features", "offset,mixed,counts:minmax,small:maxabs"]
-    code = main(["run", str(data_dir), "--artifact", str(tmp_path / "beam.json"), "--output", str(tmp_path / "beam"),
-                 "--engine", "beam", *features, "--direct_num_workers=2", "--direct_running_mode=multi_processing"])
-    assert code == 0
+    workers = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+    fit(data_dir, tmp_path / "beam.json", "beam", *features, *workers)
+    assert main(["apply", str(data_dir), "--artifact", str(tmp_path / "beam.json"), "--output", str(tmp_path / "beam"),
+                 "--engine", "beam", *workers]) == 0
     fit(data_dir, tmp_path / "local.json", "local", *features)
     beam = json.loads((tmp_path / "beam.json").read_text())
     assert_close(beam["features"], json.loads((tmp_path / "local.json").read_text())["features"])
@@ -219,3 +220,36 @@ def test_normalize_module_bad_input_exit_2(data_dir: Path, tmp_path: Path) -> No
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "zscroe" in lines[0]
     assert not (tmp_path / "a.json").exists()
+
+
+def test_normalize_run_single_pipeline_matches_local(quantile_data, table: pa.Table, tmp_path: Path) -> None:
+    """`python -m pipelines.beam.normalize run`: fit and apply in one pipeline (artifact as side input)."""
+    from pipelines.beam.normalize import run
+
+    data, config = quantile_data
+    assert run(["run", str(data), "--config", str(config), "--artifact", str(tmp_path / "beam.json"),
+                "--output", str(tmp_path / "beam")]) == 0
+    fit(data, tmp_path / "local.json", "local", "--config", str(config))
+    assert main(["apply", str(data), "--artifact", str(tmp_path / "local.json"), "--output", str(tmp_path / "local")]) == 0
+    beam = json.loads((tmp_path / "beam.json").read_text())
+    assert_close(beam["features"], json.loads((tmp_path / "local.json").read_text())["features"])
+    got, want = read_sorted(tmp_path / "beam"), read_sorted(tmp_path / "local")
+    assert got.num_rows == table.num_rows
+    for name in ("offset", "mixed", "counts", "small", "latency_like"):  # artifacts differ by ulps
+        np.testing.assert_allclose(got.column(name).to_numpy(zero_copy_only=False),
+                                   want.column(name).to_numpy(zero_copy_only=False), rtol=1e-12, atol=1e-12)
+    for name in ("id", "key", "flag"):
+        assert got.column(name).equals(table.column(name))
+
+
+def test_normalize_run_bad_input_inside_pipeline_writes_nothing(table: pa.Table, tmp_path: Path, capsys) -> None:
+    """A fit error raised inside the single pipeline still ends as one `error:` line, exit 2."""
+    from pipelines.beam.normalize import run
+
+    data = write_files(table.append_column("void", pa.array(np.full(table.num_rows, np.inf))), tmp_path / "data")
+    code = run(["run", str(data), "--artifact", str(tmp_path / "a.json"), "--output", str(tmp_path / "out"),
+                "--features", "offset,void"])
+    assert code == 2
+    line = _error_line(capsys)
+    assert "'void'" in line and "no finite value" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
