@@ -36,3 +36,20 @@ lint: setup ## ruff
 bench: setup ## run the benchmarks (figures go to BENCHMARKS.md by hand)
 	$(PY) bench/bench_stats_kernel.py
 	$(PY) bench/bench_local_engine.py
+
+# Beam engine benchmark (issue 3). bench-tft builds an optional venv with TensorFlow
+# Transform (about 2 minutes) and runs normcore, tft and MLTransform side by side.
+TFT_VENV ?= .venv-tft
+.PHONY: bench-beam bench-tft
+
+bench-beam: setup ## Beam engine benchmark: fit + apply + write of 2M rows (figures go to BENCHMARKS.md by hand)
+	$(PY) bench/bench_beam.py
+
+$(TFT_VENV)/.installed:
+	test -x $(TFT_VENV)/bin/python || $(PYTHON) -m venv $(TFT_VENV)
+	echo '*' > $(TFT_VENV)/.gitignore
+	$(TFT_VENV)/bin/pip install -q 'tensorflow-transform>=1.21,<1.22'
+	touch $@
+
+bench-tft: setup $(TFT_VENV)/.installed ## Beam benchmark side by side with tft and MLTransform (builds .venv-tft)
+	$(PY) bench/bench_beam.py --baselines --tft-python $(TFT_VENV)/bin/python

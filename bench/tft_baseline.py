@@ -71,7 +71,9 @@ def run_tft(data_dir: str, out_dir: str) -> int:
                 [pa.ListArray.from_arrays(offsets, batch.column(name)) for name in names], names
             )
 
-    schema = pa.schema([pa.field(n, pa.list_(pa.float64())) for n in features] + [pa.field("id", pa.list_(pa.string()))])
+    schema = pa.schema(
+        [pa.field(n, pa.list_(pa.float64())) for n in features] + [pa.field("id", pa.list_(pa.string()))]
+    )
     representations = {
         n: schema_pb2.TensorRepresentation(
             dense_tensor=schema_pb2.TensorRepresentation.DenseTensor(column_name=n, shape=schema_pb2.FixedShape())
@@ -87,7 +89,11 @@ def run_tft(data_dir: str, out_dir: str) -> int:
 
     pattern = os.path.join(data_dir, "*.parquet")
     with beam.Pipeline(runner=FnApiRunner()) as pipeline, tft_beam.Context(temp_dir=tempfile.mkdtemp()):
-        batches = pipeline | "Read" >> beam.io.ReadFromParquetBatched(pattern, columns=names) | "AsLists" >> beam.FlatMap(as_lists)
+        batches = (
+            pipeline
+            | "Read" >> beam.io.ReadFromParquetBatched(pattern, columns=names)
+            | "AsLists" >> beam.FlatMap(as_lists)
+        )
         (transformed, _), _ = (
             batches,
             tfxio.TensorAdapterConfig(schema, representations),

@@ -230,7 +230,8 @@ def test_normalize_run_single_pipeline_matches_local(quantile_data, table: pa.Ta
     assert run(["run", str(data), "--config", str(config), "--artifact", str(tmp_path / "beam.json"),
                 "--output", str(tmp_path / "beam")]) == 0
     fit(data, tmp_path / "local.json", "local", "--config", str(config))
-    assert main(["apply", str(data), "--artifact", str(tmp_path / "local.json"), "--output", str(tmp_path / "local")]) == 0
+    assert main(["apply", str(data), "--artifact", str(tmp_path / "local.json"),
+                 "--output", str(tmp_path / "local")]) == 0
     beam = json.loads((tmp_path / "beam.json").read_text())
     assert_close(beam["features"], json.loads((tmp_path / "local.json").read_text())["features"])
     got, want = read_sorted(tmp_path / "beam"), read_sorted(tmp_path / "local")
