@@ -1,19 +1,24 @@
 """Order-independent per-column checksums: pass-through columns must come out unchanged.
 
 A column's checksum is the sum, modulo 2**64, of a 64-bit hash of each of its
-values (nulls included). Summing makes it independent of row order and of how the
-rows are split into files or batches, which engines are free to change; it detects
-any altered, added or dropped value, but not values permuted between rows.
+values. Summing makes it independent of row order and of how the rows are split
+into files or batches, which engines are free to change; it detects any altered,
+added or dropped value, but not values permuted between rows.
 
-Each engine hashes with its own function, so a checksum is compared only with one
+Each engine hashes with its own function, and a checksum is compared only with one
 computed by the same engine:
 
-* pandas (local engine, and the Beam / streaming path through Arrow): pandas'
-  ``hash_pandas_object`` of the column as :func:`arrow_to_pandas` converts it. The
-  conversion gives each Arrow type one pandas dtype whatever the batch (integers
-  and booleans become nullable extension dtypes), so the checksum of a table equals
-  the sum of its batches' checksums.
-* Spark: ``xxhash64`` of each value, summed as a decimal (no overflow), mod 2**64.
+* Arrow (local engine, pandas, Beam): :func:`array_checksum`. Values are first put
+  in a canonical form so that a column hashes alike however it travelled (Arrow
+  batches, a pandas DataFrame, back to Arrow): integers, booleans, dates and times
+  as int64 (times in microseconds), floats and decimals as float64 with ``-0.0``
+  as ``0.0``, strings and binaries as their bytes; a null and a float NaN are both
+  *missing* and hash alike (pandas cannot tell them apart). Each canonical value is
+  hashed with 64-bit FNV-1a (bytes) or taken as its 64 bits (numbers), then mixed
+  with splitmix64 (golden-ratio increment, then its finalizer). Other types hash
+  their text form.
+* Spark: ``xxhash64`` of each value (Spark's hash), summed as a decimal (no
+  overflow), mod 2**64.
 """
 
 from __future__ import annotations
@@ -21,12 +26,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Checksums are sums modulo this.
 MODULUS = 2**64
+
+#: Hash of a missing value (null or NaN).
+_MISSING = np.uint64(0x6A09E667F3BCC909)
+#: Added to each word before mixing, so that 0 (the finalizer's fixed point) hashes to non-zero.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 _STABLE_DTYPES = {
     pa.int8(): pd.Int8Dtype(),
@@ -45,33 +57,125 @@ def arrow_to_pandas(data: pa.Table | pa.RecordBatch) -> pd.DataFrame:
     """Convert Arrow data to pandas with one dtype per Arrow type.
 
     Integers and booleans become pandas' nullable dtypes (``Int64``, ``boolean``,
-    ...) whether or not a batch holds nulls; floats stay ``float64`` with nulls as
-    NaN; strings become ``object``.
+    ...) whether or not a batch holds nulls, so that they come back to Arrow with
+    their type; floats stay ``float64`` with nulls as NaN; strings become ``object``.
     """
     return data.to_pandas(types_mapper=_STABLE_DTYPES.get)
 
 
+@numba.njit(cache=True, nogil=True)
+def _mix(word: np.uint64) -> np.uint64:
+    # splitmix64: add the golden-ratio increment, then the finalizer (every input bit
+    # affects every output bit).
+    word += _GOLDEN
+    word ^= word >> np.uint64(30)
+    word *= np.uint64(0xBF58476D1CE4E5B9)
+    word ^= word >> np.uint64(27)
+    word *= np.uint64(0x94D049BB133111EB)
+    word ^= word >> np.uint64(31)
+    return word
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum_words(words: np.ndarray, present: np.ndarray) -> np.uint64:
+    total = np.uint64(0)
+    for i in range(words.shape[0]):
+        total += _mix(words[i]) if present[i] else _MISSING
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum_bytes(offsets: np.ndarray, data: np.ndarray, present: np.ndarray) -> np.uint64:
+    total = np.uint64(0)
+    for i in range(present.shape[0]):
+        if not present[i]:
+            total += _MISSING
+            continue
+        state = np.uint64(0xCBF29CE484222325)
+        for j in range(offsets[i], offsets[i + 1]):
+            state ^= np.uint64(data[j])
+            state *= np.uint64(0x100000001B3)
+        total += _mix(state)
+    return total
+
+
+def _words(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical 64-bit words and the presence mask of a numeric / temporal array."""
+    kind = array.type
+    present = array.is_valid().to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        values = pc.cast(array, pa.float64(), safe=False).fill_null(0.0).to_numpy(zero_copy_only=False)
+        present &= ~np.isnan(values)
+        return (values + 0.0).view(np.uint64), present
+    if pa.types.is_timestamp(kind):
+        array = pc.cast(array, pa.timestamp("us", kind.tz), safe=False)
+    elif pa.types.is_time(kind):
+        array = pc.cast(array, pa.time64("us"), safe=False)
+    elif pa.types.is_duration(kind):
+        array = pc.cast(array, pa.duration("us"), safe=False)
+    elif pa.types.is_date64(kind):
+        array = pc.cast(array, pa.date32())
+    if pa.types.is_temporal(array.type):
+        array = array.view(pa.int32() if array.type.bit_width == 32 else pa.int64())
+    values = pc.cast(array, pa.int64(), safe=False).fill_null(0).to_numpy(zero_copy_only=False)
+    return values.view(np.uint64), present
+
+
+def _binary_sum(array: pa.Array) -> np.uint64:
+    array = pc.cast(array, pa.large_binary())
+    present = array.is_valid().to_numpy(zero_copy_only=False)
+    _, offsets, data = array.buffers()
+    starts = np.frombuffer(offsets, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
+    content = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    return _sum_bytes(starts, content, present)
+
+
+def array_checksum(array: pa.Array | pa.ChunkedArray) -> int:
+    """The Arrow checksum of one column (see the module notes), an int in ``[0, 2**64)``."""
+    if isinstance(array, pa.ChunkedArray):
+        return sum(array_checksum(chunk) for chunk in array.chunks) % MODULUS
+    kind = array.type
+    if pa.types.is_dictionary(kind):
+        return array_checksum(array.dictionary_decode())
+    if pa.types.is_null(kind):
+        return int(_MISSING) * len(array) % MODULUS
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind):
+        return int(_binary_sum(array))
+    if pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        return int(_binary_sum(array))
+    if pa.types.is_interval(kind):
+        pass
+    elif (
+        pa.types.is_integer(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_decimal(kind)
+        or pa.types.is_temporal(kind)
+    ):
+        return int(_sum_words(*_words(array)))
+    text = pa.array([None if value is None else repr(value) for value in array.to_pylist()], pa.large_string())
+    return int(_binary_sum(text))
+
+
 def series_checksum(column: pd.Series) -> str:
-    """The pandas checksum of one column, as a decimal string."""
-    hashes = pd.util.hash_pandas_object(column, index=False).to_numpy()
-    return str(int(hashes.sum(dtype=np.uint64)))
+    """The checksum of a pandas column made by :func:`arrow_to_pandas`, as a decimal string."""
+    return str(array_checksum(pa.Array.from_pandas(column)))
 
 
-def combine_checksums(checksums: Iterable[str]) -> str:
-    """The checksum of the union of rows whose checksums are given."""
+def combine_checksums(checksums: Iterable[int | str]) -> str:
+    """The checksum of the union of rows whose checksums are given, as a decimal string."""
     return str(sum(int(value) for value in checksums) % MODULUS)
 
 
 def batch_checksums(batches: Iterable[pa.RecordBatch], columns: Sequence[str]) -> tuple[int, dict[str, str]]:
-    """Row count and pandas checksum of each of ``columns`` over a stream of batches."""
+    """Row count and checksum (decimal string) of each of ``columns`` over a stream of batches."""
     rows = 0
-    partial: dict[str, list[str]] = {name: [] for name in columns}
+    totals = dict.fromkeys(columns, 0)
     for batch in batches:
         rows += batch.num_rows
-        frame = arrow_to_pandas(batch.select(list(columns)))
         for name in columns:
-            partial[name].append(series_checksum(frame[name]))
-    return rows, {name: combine_checksums(values) for name, values in partial.items()}
+            totals[name] = (totals[name] + array_checksum(batch.column(name))) % MODULUS
+    return rows, {name: str(total) for name, total in totals.items()}
 
 
 def spark_checksum(column: Any) -> Any:

@@ -125,9 +125,8 @@ class SuiteRun:
         self.plan = plan
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self.suite = self.context.suites.add(gx.ExpectationSuite(name=SUITE_NAME))
-        for index, check in enumerate(plan.checks):
-            self.suite.add_expectation(_expectation(check, index))
+        expectations = [_expectation(check, index) for index, check in enumerate(plan.checks)]
+        self.suite = self.context.suites.add(gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations))
         self.results: dict[int, ExpectationValidationResult] = {}
 
     def evaluate(self, data: Any, engine: Engine, indices: list[int], evaluated_on: str) -> None:
@@ -150,9 +149,9 @@ class SuiteRun:
             else self.context.data_sources.add_spark(f"{SUITE_NAME}_spark")
         )
         batch = source.add_dataframe_asset(SUITE_NAME).add_batch_definition_whole_dataframe("whole")
-        subset = gx.ExpectationSuite(name=f"{SUITE_NAME}_{engine}")
-        for index in indices:
-            subset.add_expectation(_expectation(self.plan.checks[index], index))
+        subset = gx.ExpectationSuite(
+            name=f"{SUITE_NAME}_{engine}", expectations=[_expectation(self.plan.checks[i], i) for i in indices]
+        )
         validator = Validator(batch_definition=batch, batch_parameters={"dataframe": data}, result_format=RESULT_FORMAT)
         for result in validator.validate_expectation_suite(subset).results:
             result.meta = {**(result.meta or {}), "evaluated_on": evaluated_on}

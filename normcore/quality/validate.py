@@ -23,8 +23,10 @@ feature columns into nulls so that verdicts agree.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -37,7 +39,7 @@ from normcore.config import SparkConfig, ValidationConfig
 from normcore.errors import InputError
 from normcore.io import InputSource, open_input
 from normcore.quality.checks import CheckPlan, build_checks, require_features
-from normcore.quality.checksum import arrow_to_pandas, batch_checksums, combine_checksums, series_checksum
+from normcore.quality.checksum import array_checksum, arrow_to_pandas, batch_checksums, combine_checksums
 from normcore.quality.conformity import ConformityCombiner
 from normcore.quality.reportdir import check_report_dir, report_dir
 
@@ -210,10 +212,13 @@ def validate(request: ValidationRequest, report: str | None = None) -> Validatio
         Never raises for non-conforming data: see :attr:`ValidationOutcome.success`.
     """
     prepare(request, report)
-    if request.engine == "spark":
-        outcome = _validate_spark(request)
-    else:
-        outcome = _validate_local(request)
+    # Great Expectations takes seconds to import: load it while the data is read.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        expectations = pool.submit(importlib.import_module, "normcore.quality.expectations")
+        if request.engine == "spark":
+            outcome = _validate_spark(request, expectations)
+        else:
+            outcome = _validate_local(request, expectations)
     outcome.result = outcome.run.suite_result({"normcore": outcome.kpi()})
     if report is not None:
         with report_dir(report, REPORT_FILE) as staging:
@@ -232,9 +237,7 @@ def _passthrough(artifact: Artifact, source: InputSource | None) -> list[str]:
 # -- local engine ---------------------------------------------------------------------------------
 
 
-def _validate_local(request: ValidationRequest) -> ValidationOutcome:
-    from normcore.quality.expectations import SuiteRun
-
+def _validate_local(request: ValidationRequest, expectations: Future) -> ValidationOutcome:
     artifact, settings = request.artifact, request.settings
     output = open_input(request.input)
     source = open_source(request.source) if request.source is not None else None
@@ -261,11 +264,11 @@ def _validate_local(request: ValidationRequest) -> ValidationOutcome:
     present = [name for name in passthrough if output.schema.get_field_index(name) >= 0]
     columns = artifact.feature_names + present
     combiner = ConformityCombiner(plan.ranges)
-    run = SuiteRun(plan)
     if whole:
         table = output.dataset().to_table(columns=columns)
         counts = combiner.add_batch(combiner.create_accumulator(), table)
         evaluated_on = f"every row ({rows}), pandas"
+        run = expectations.result().SuiteRun(plan)
         run.evaluate(arrow_to_pandas(table), "pandas", list(range(len(plan.checks))), evaluated_on)
     else:
         counts, observed_checksums, sample = _stream(output, columns, present, combiner, rows, request)
@@ -273,6 +276,7 @@ def _validate_local(request: ValidationRequest) -> ValidationOutcome:
             f"row-level checks on every row ({rows}, streaming); "
             f"aggregate checks on a uniform sample of {settings.sample_rows} rows, pandas"
         )
+        run = expectations.result().SuiteRun(plan)
         _record_row_level(run, plan, counts, observed_checksums, output.schema.names)
         aggregate = [i for i, check in enumerate(plan.checks) if not check.row_level]
         run.evaluate(
@@ -295,15 +299,13 @@ def _stream(
     rng = np.random.default_rng(settings.seed)
     chosen = np.sort(rng.choice(rows, size=settings.sample_rows, replace=False))
     counts = combiner.create_accumulator()
-    partial: dict[str, list[str]] = {name: [] for name in passthrough}
+    partial: dict[str, list[int]] = {name: [] for name in passthrough}
     pieces: list[pa.RecordBatch] = []
     offset = 0
     for batch in output.batches(columns, request.batch_size):
         combiner.add_batch(counts, batch)
-        if passthrough:
-            frame = arrow_to_pandas(batch.select(passthrough))
-            for name in passthrough:
-                partial[name].append(series_checksum(frame[name]))
+        for name in passthrough:
+            partial[name].append(array_checksum(batch.column(name)))
         lo, hi = np.searchsorted(chosen, [offset, offset + batch.num_rows])
         if hi > lo:
             pieces.append(batch.select(request.artifact.feature_names).take(pa.array(chosen[lo:hi] - offset)))
@@ -382,11 +384,10 @@ def _nan_as_null(frame: Any, columns: Iterable[str]) -> Any:
     return frame
 
 
-def _validate_spark(request: ValidationRequest) -> ValidationOutcome:
+def _validate_spark(request: ValidationRequest, expectations: Future) -> ValidationOutcome:
     from pyspark.sql import functions as F
 
     from normcore.quality.checksum import spark_checksum
-    from normcore.quality.expectations import SuiteRun
     from pipelines.spark.session import get_session
 
     artifact, settings = request.artifact, request.settings
@@ -420,7 +421,7 @@ def _validate_spark(request: ValidationRequest) -> ValidationOutcome:
         passthrough=checksums,
         output_columns=frame.columns,
     )
-    run = SuiteRun(plan)
+    run = expectations.result().SuiteRun(plan)
     evaluated_on = "every row, Spark"
     run.evaluate(frame, "spark", list(range(len(plan.checks))), evaluated_on)
     extremes = frame.agg(

@@ -1,0 +1,195 @@
+"""Data quality (issue 5): validation time against fit time, and drift's false-positive rate.
+
+1. Validation vs fit. Generates 2M rows x 8 float64 columns of Parquet once under
+   ``data/bench/quality_2m`` (plus two pass-through columns, a string and an int64),
+   then, each as its own process as a user runs them, ``normcore fit``, ``normcore
+   apply`` (untimed) and ``normcore validate`` with ``--source`` and ``--report``
+   (row count, range conformity, nulls, moments, checksums of the pass-through
+   columns, Data Docs). Reports wall time and peak RSS of each, and the ratio
+   validate / fit (target: at most 3). Two feature sets: every column ``zscore``
+   (the default fit), and a mix of methods with sketches (``robust``, ``quantile``).
+2. Drift false positives. Fits the project's sample distribution
+   (:mod:`normcore.sample`) and runs ``measure_drift`` on 20 fresh samples of the
+   same distribution (seeds 100-119) and on 5 shifted ones, with the default
+   thresholds; reports how many samples and which features were flagged.
+
+Usage: ``python bench/bench_quality.py [--rows N] [--repeat R] [--skip-drift]``.
+Writes ``bench/results/quality.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+NORMCORE = [sys.executable, "-m", "normcore.cli"]
+COLUMNS = 8
+MIXED = [
+    {"name": "f0", "method": "zscore"},
+    {"name": "f1", "method": "zscore"},
+    {"name": "f2", "method": "minmax"},
+    {"name": "f3", "method": "decimal"},
+    {"name": "f4", "method": "maxabs"},
+    {"name": "f5", "method": "mean"},
+    {"name": "f6", "method": "robust"},
+    {"name": "f7", "method": "quantile"},
+]
+
+
+def generate(directory: Path, rows: int, files: int = 4) -> None:
+    """Deterministic features ``f0..f7`` (offsets, scales, a few NaN) and pass-through ``id``, ``group``."""
+    marker = directory / "_COMPLETE"
+    if marker.exists() and marker.read_text() == f"{rows} {files}":
+        return
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    rng = np.random.default_rng(42)
+    bounds = np.linspace(0, rows, files + 1).astype(int)
+    for index in range(files):
+        size = bounds[index + 1] - bounds[index]
+        columns = {f"f{c}": 10.0**c + rng.standard_normal(size) * (c + 1) for c in range(COLUMNS)}
+        columns["f3"][rng.random(size) < 0.001] = np.nan
+        columns["id"] = pa.array(np.arange(bounds[index], bounds[index + 1]).astype(str))
+        columns["group"] = rng.integers(0, 100, size)
+        pq.write_table(pa.table(columns), directory / f"part-{index:05d}.parquet", row_group_size=262_144)
+    marker.write_text(f"{rows} {files}")
+
+
+def measure(argv: list[str], expect: int = 0) -> dict[str, float]:
+    """Run ``argv``; wall seconds and peak RSS (MiB) of that process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != expect:
+        raise SystemExit(f"{' '.join(argv)} failed: {process.stderr.read().decode()}")
+    return {"seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024}
+
+
+def validation_vs_fit(rows: int, repeat: int) -> dict:
+    data = ROOT / "data" / "bench" / f"quality_{rows // 1_000_000}m"
+    generate(data, rows)
+    work = ROOT / "data" / "bench" / "quality_out"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    results = {}
+    for label, features in (("zscore", None), ("mixed", MIXED)):
+        artifact, output, report = work / f"{label}.json", work / f"{label}-normalized", work / f"{label}-report"
+        selection = ["--features", ",".join(f"f{c}" for c in range(COLUMNS))]
+        if features is not None:
+            config = work / f"{label}.yaml"
+            config.write_text(yaml.safe_dump({"features": features}))
+            selection = ["--config", str(config)]
+        validate_argv = [*NORMCORE, "validate", str(output), "--artifact", str(artifact), "--source", str(data)]
+        fits, validations = [], []
+        for attempt in range(repeat):
+            # Sketches are randomized: every fit but the first goes to a scratch artifact,
+            # so that the output stays the one the validated artifact made.
+            target = artifact if attempt == 0 else work / f"{label}-scratch.json"
+            fits.append(measure([*NORMCORE, "fit", str(data), "--artifact", str(target), *selection]))
+            if attempt == 0:
+                measure([*NORMCORE, "apply", str(data), "--artifact", str(artifact), "--output", str(output)])
+            validations.append(measure([*validate_argv, "--report", str(report)]))
+        fit = {
+            "seconds": statistics.median(r["seconds"] for r in fits),
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in fits),
+        }
+        validate = {
+            "seconds": statistics.median(r["seconds"] for r in validations),
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in validations),
+        }
+        kpi = json.loads((report / "validation_result.json").read_text())["meta"]["normcore"]
+        results[label] = {
+            "fit": fit,
+            "validate": validate,
+            "ratio": validate["seconds"] / fit["seconds"],
+            "evaluated_on": kpi["evaluated_on"],
+            "input_range_conformity": kpi["input_range_conformity"],
+        }
+        print(
+            f"  {label:<7} fit {fit['seconds']:6.1f} s ({fit['peak_rss_mib']:4.0f} MiB)   "
+            f"validate {validate['seconds']:6.1f} s ({validate['peak_rss_mib']:4.0f} MiB)   "
+            f"ratio {results[label]['ratio']:.2f}"
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    return {"rows": rows, "columns": COLUMNS, "repeat": repeat, **results}
+
+
+def drift_false_positives(rows: int, reference_rows: int) -> dict:
+    from normcore.api import fit
+    from normcore.config import DriftConfig
+    from normcore.io import open_input
+    from normcore.quality.drift import measure_drift
+    from normcore.sample import generate_sample
+
+    work = ROOT / "data" / "bench" / "quality_drift"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    features = ["price:zscore", "rate:minmax", "count:decimal", "latency:robust", "constant:zscore"]
+    artifact = fit(generate_sample(reference_rows, seed=7), features=",".join(features), sketch=True)
+    thresholds = DriftConfig()
+
+    def flagged(table: pa.Table) -> list[str]:
+        pq.write_table(table, work / "new.parquet")
+        return measure_drift(artifact, open_input(str(work / "new.parquet")), thresholds, "artifact").drifted
+
+    fresh = {seed: flagged(generate_sample(rows, seed=seed)) for seed in range(100, 120)}
+    shifted = {}
+    for seed in range(200, 205):
+        table = generate_sample(rows, seed=seed)
+        price = table.column("price")
+        moved = pa.compute.add(price, 0.5 * float(np.nanstd(price.to_numpy(zero_copy_only=False))))
+        shifted[seed] = flagged(table.set_column(table.schema.get_field_index("price"), "price", moved))
+    shutil.rmtree(work, ignore_errors=True)
+    per_feature = {}
+    for names in fresh.values():
+        for name in names:
+            per_feature[name] = per_feature.get(name, 0) + 1
+    result = {
+        "reference_rows": reference_rows,
+        "rows": rows,
+        "thresholds": thresholds.model_dump(mode="json", exclude={"report", "features"}),
+        "fresh_samples_flagged": sum(1 for names in fresh.values() if names),
+        "fresh_flags_per_feature": per_feature,
+        "shifted_samples_flagged_on_price": sum(1 for names in shifted.values() if "price" in names),
+        "shifted_flagged": {str(k): v for k, v in shifted.items()},
+    }
+    print(
+        f"  drift, {rows:,} new vs {reference_rows:,} fitted rows: {result['fresh_samples_flagged']}/20 fresh samples "
+        f"flagged {per_feature or ''}; {result['shifted_samples_flagged_on_price']}/5 shifted samples flagged on price"
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-drift", action="store_true")
+    args = parser.parse_args()
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    print(f"{args.rows:,} rows x {COLUMNS} float64 features (+2 pass-through columns); {machine}")
+    report = {"machine": machine, "validation": validation_vs_fit(args.rows, args.repeat)}
+    if not args.skip_drift:
+        report["drift"] = [drift_false_positives(rows, 200_000) for rows in (10_000, 200_000)]
+    out = ROOT / "bench" / "results" / "quality.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
