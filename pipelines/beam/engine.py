@@ -6,7 +6,8 @@ bad input (no rows, a column without a finite value) is reported as a one-line e
 exactly as on the local engine. ``apply`` runs read ->
 :class:`~pipelines.beam.transforms.ApplyNormalization` ->
 :class:`~pipelines.beam.transforms.WriteNormalized` into the staging directory the
-caller renames into place.
+caller renames into place. ``run`` (used by ``python -m pipelines.beam.normalize run``)
+does both in one pipeline, the artifact reaching the apply step as a side input.
 
 The merged statistics and apply counts come back to this process as a small JSON file
 written by the pipeline: in a temporary directory for local runs (and portable runners
@@ -178,10 +179,11 @@ def run(
             | "ReadForApply" >> ReadBatches(source, None, job.local.batch_size)
             | "ApplyNormalization" >> ApplyNormalization(artifact, with_counts=True)
         )
-        output_schema = pa.schema([
-            field.with_type(pa.float64()) if field.name in {f.name for f in plan.features} else field
-            for field in source.schema
-        ])
+        # BatchNormalizer.output_schema's rule, before any artifact exists: features become float64.
+        features = {f.name for f in plan.features}
+        output_schema = pa.schema(
+            [field.with_type(pa.float64()) if field.name in features else field for field in source.schema]
+        )
         _ = normalized | "WriteNormalized" >> WriteNormalized(str(output_dir), output_schema)
         _ = counts | "WriteCounts" >> beam.Map(write_result, counts_path, encode_counts)
         run_pipeline(pipeline)
@@ -259,8 +261,9 @@ def _results_location(options: PipelineOptions) -> Iterator[str]:
         try:
             yield location
         finally:
-            with contextlib.suppress(Exception):
-                FileSystems.delete([location])
+            with contextlib.suppress(Exception):  # best effort: leftovers only cost storage
+                matched = FileSystems.match([FileSystems.join(location, "*")])[0].metadata_list
+                FileSystems.delete([m.path for m in matched])
         return
     if not results_are_local(options):
         runner = options.view_as(StandardOptions).runner

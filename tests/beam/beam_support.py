@@ -1,4 +1,9 @@
-"""Helpers of the Beam engine tests (a unique module name: test directories share sys.path)."""
+"""Helpers and fixtures of the Beam engine tests.
+
+A plain module with a unique name rather than a ``conftest.py``: test directories share
+``sys.path``, and several ``conftest`` modules shadow one another for ``from conftest import``.
+Test modules import the fixtures they use from here.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -75,3 +81,15 @@ def assert_tables_equal(actual: pa.Table, expected: pa.Table) -> None:
             ), name
         else:
             assert got.equals(want), name
+
+
+@pytest.fixture(scope="session")
+def table() -> pa.Table:
+    """The test table (4,000 rows)."""
+    return make_table()
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory, table: pa.Table) -> Path:
+    """The test table as 3 Parquet files of 2 row groups each."""
+    return write_files(table, tmp_path_factory.mktemp("beam") / "data")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import beam_support
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -18,6 +19,9 @@ import pytest
 from beam_support import assert_tables_equal, with_latency, write_files
 
 from normcore.cli import main
+
+# Fixtures shared by the Beam test modules (defined in beam_support).
+table, data_dir = beam_support.table, beam_support.data_dir
 
 CONFIG = """
 features:

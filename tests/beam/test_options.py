@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import apache_beam as beam
+import beam_support
 import pytest
 from apache_beam.options.pipeline_options import DirectOptions, GoogleCloudOptions, StandardOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
@@ -16,6 +17,9 @@ from normcore.cli import main
 from normcore.config import JobConfig
 from normcore.errors import ConfigError
 from pipelines.beam.options import create_pipeline, pipeline_options, results_are_local
+
+# Fixtures shared by the Beam test modules (defined in beam_support).
+table, data_dir = beam_support.table, beam_support.data_dir
 
 
 def test_config_runner_and_argv_merge_with_argv_last() -> None:
@@ -86,3 +90,12 @@ def test_remote_runner_without_temp_location_is_exit_2(data_dir: Path, tmp_path:
     assert code == 2
     assert "--temp_location" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_temp_location_carries_results_and_is_cleaned(data_dir: Path, tmp_path: Path) -> None:
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    code = main(["fit", str(data_dir), "--artifact", str(tmp_path / "a.json"), "--engine", "beam",
+                 "--features", "offset", f"--temp_location={temp}"])
+    assert code == 0 and (tmp_path / "a.json").exists()
+    assert [p for p in temp.rglob("*") if p.is_file()] == []

@@ -7,6 +7,7 @@ import pickle
 from fractions import Fraction
 
 import apache_beam as beam
+import beam_support
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -30,6 +31,9 @@ from pipelines.beam import (
     StatsAccumulatorCoder,
     WriteNormalized,
 )
+
+# Fixtures shared by the Beam test modules (defined in beam_support).
+table, data_dir = beam_support.table, beam_support.data_dir
 
 FEATURES = ["offset", "mixed", "counts", "small"]
 
