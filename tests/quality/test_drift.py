@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import quality_table, write_config
+from quality_support import quality_table, write_config
 
 from normcore.artifact import load_artifact
 from normcore.cli import main

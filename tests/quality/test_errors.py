@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import quality_table, write_config
+from quality_support import quality_table, write_config
 
 from normcore.cli import main
 

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from conftest import FEATURES, quality_table
+from quality_support import FEATURES, quality_table
 
 from normcore.artifact import load_artifact
 from normcore.cli import main

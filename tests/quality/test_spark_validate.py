@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from conftest import PASSTHROUGH
+from quality_support import PASSTHROUGH
 
 from normcore.cli import main
 

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from conftest import FEATURES, write_config
+from quality_support import FEATURES, write_config
 
 from normcore.cli import main
 from normcore.quality.checks import expected_ranges
