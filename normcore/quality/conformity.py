@@ -57,10 +57,12 @@ class FeatureConformity:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe counts (``min`` / ``max`` None while there is no value)."""
+        """JSON-safe counts: ``min`` / ``max`` None while there is no value, and the
+        strings ``"inf"`` / ``"-inf"`` when infinite."""
         state = asdict(self)
-        if not self.values:
-            state["min"] = state["max"] = None
+        for bound in ("min", "max"):
+            value = state[bound]
+            state[bound] = None if not self.values else value if math.isfinite(value) else str(value)
         return state
 
     @classmethod

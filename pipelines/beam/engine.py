@@ -38,6 +38,7 @@ from normcore.io import InputSource
 from normcore.plan import FitPlan
 from normcore.stats import StatsAccumulator
 from pipelines.beam.options import create_pipeline, pipeline_options, results_are_local
+from pipelines.beam.quality import MeasureConformity
 from pipelines.beam.transforms import (
     AccumulateStats,
     ApplyNormalization,
@@ -141,6 +142,8 @@ def apply(
             artifact, inverse=inverse, with_counts=True
         )
         _ = normalized | "WriteNormalized" >> WriteNormalized(str(output_dir), normalizer.output_schema(source.schema))
+        if not inverse:
+            _ = normalized | "MeasureConformity" >> MeasureConformity(artifact, str(output_dir))
         _ = counts | "WriteCounts" >> beam.Map(write_result, counts_path, encode_counts)
         run_pipeline(pipeline)
         merged = decode_counts(_read_result(counts_path))
@@ -185,6 +188,7 @@ def run(
             [field.with_type(pa.float64()) if field.name in features else field for field in source.schema]
         )
         _ = normalized | "WriteNormalized" >> WriteNormalized(str(output_dir), output_schema)
+        _ = normalized | "MeasureConformity" >> MeasureConformity(artifact, str(output_dir))
         _ = counts | "WriteCounts" >> beam.Map(write_result, counts_path, encode_counts)
         run_pipeline(pipeline)
         fitted = parse_artifact(json.loads(_read_result(artifact_path)), "beam pipeline")
