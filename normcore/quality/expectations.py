@@ -40,6 +40,8 @@ from great_expectations.expectations.metrics import (
     column_aggregate_partial,
     column_aggregate_value,
 )
+from great_expectations.render import LegacyRendererType, RenderedStringTemplateContent
+from great_expectations.render.renderer.renderer import renderer
 from great_expectations.validator.v1_validator import Validator
 
 from normcore.quality.checks import Check, CheckPlan
@@ -83,6 +85,21 @@ class ExpectColumnChecksumToEqual(ColumnAggregateExpectation):
     success_keys = ("value",)
     args_keys = ("column", "value")
     library_metadata: ClassVar[dict[str, Any]] = {"maturity": "production", "tags": ["normcore"]}
+
+    @classmethod
+    @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
+    def _prescriptive_renderer(cls, configuration=None, result=None, runtime_configuration=None):
+        styling = (runtime_configuration or {}).get("styling", {})
+        return [
+            RenderedStringTemplateContent(
+                content_block_type="string_template",
+                string_template={
+                    "template": "values must be those of the source column, in any order (checksum $value).",
+                    "params": {"value": configuration.kwargs.get("value")},
+                    "styling": styling,
+                },
+            )
+        ]
 
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         observed = metrics["column.normcore_checksum"]
