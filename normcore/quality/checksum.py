@@ -8,15 +8,16 @@ added or dropped value, but not values permuted between rows.
 Each engine hashes with its own function, and a checksum is compared only with one
 computed by the same engine:
 
-* Arrow (local engine, pandas, Beam): :func:`array_checksum`. Values are first put
-  in a canonical form so that a column hashes alike however it travelled (Arrow
-  batches, a pandas DataFrame, back to Arrow): integers, booleans, dates and times
-  as int64 (times in microseconds), floats and decimals as float64 with ``-0.0``
-  as ``0.0``, strings and binaries as their bytes; a null and a float NaN are both
-  *missing* and hash alike (pandas cannot tell them apart). Each canonical value is
-  hashed with 64-bit FNV-1a (bytes) or taken as its 64 bits (numbers), then mixed
-  with splitmix64 (golden-ratio increment, then its finalizer). Other types hash
-  their text form.
+* Arrow (local engine, pandas, Beam): :func:`array_checksum`, vectorized NumPy.
+  Values are first put in a canonical form so that a column hashes alike however
+  it travelled (Arrow batches, a pandas DataFrame, back to Arrow): integers,
+  booleans, dates and times as int64 (times in microseconds), floats and decimals
+  as float64 with ``-0.0`` as ``0.0``, strings and binaries as their bytes; a null
+  and a float NaN are both *missing* and hash alike (pandas cannot tell them
+  apart). A number is its 64 bits; a byte string of length ``n`` is the
+  polynomial ``sum((b_j + 1) * P**(n - 1 - j))`` (``P`` the odd FNV prime) xor
+  ``n`` times the golden ratio, mod 2**64. Each word is then mixed with splitmix64
+  (golden-ratio increment, then its finalizer). Other types hash their text form.
 * Spark: ``xxhash64`` of each value (Spark's hash), summed as a decimal (no
   overflow), mod 2**64.
 """
@@ -26,7 +27,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -63,40 +63,71 @@ def arrow_to_pandas(data: pa.Table | pa.RecordBatch) -> pd.DataFrame:
     return data.to_pandas(types_mapper=_STABLE_DTYPES.get)
 
 
-@numba.njit(cache=True, nogil=True)
-def _mix(word: np.uint64) -> np.uint64:
-    # splitmix64: add the golden-ratio increment, then the finalizer (every input bit
-    # affects every output bit).
-    word += _GOLDEN
-    word ^= word >> np.uint64(30)
-    word *= np.uint64(0xBF58476D1CE4E5B9)
-    word ^= word >> np.uint64(27)
-    word *= np.uint64(0x94D049BB133111EB)
-    word ^= word >> np.uint64(31)
-    return word
+#: Odd multiplier of the polynomial string hash, and its inverse modulo 2**64.
+_BASE = 0x100000001B3
+_BASE_INVERSE = pow(_BASE, -1, MODULUS)
+#: Bytes per block of the string hash (bounds its temporary arrays to ~40 MiB).
+_BLOCK = 1 << 20
 
 
-@numba.njit(cache=True, nogil=True)
-def _sum_words(words: np.ndarray, present: np.ndarray) -> np.uint64:
-    total = np.uint64(0)
-    for i in range(words.shape[0]):
-        total += _mix(words[i]) if present[i] else _MISSING
-    return total
+def _mix(words: np.ndarray) -> np.ndarray:
+    """splitmix64 of each uint64: the golden-ratio increment, then its finalizer (every
+    input bit affects every output bit; 0 does not map to 0). Arithmetic wraps mod 2**64."""
+    words = words + _GOLDEN
+    words ^= words >> np.uint64(30)
+    words *= np.uint64(0xBF58476D1CE4E5B9)
+    words ^= words >> np.uint64(27)
+    words *= np.uint64(0x94D049BB133111EB)
+    words ^= words >> np.uint64(31)
+    return words
 
 
-@numba.njit(cache=True, nogil=True)
-def _sum_bytes(offsets: np.ndarray, data: np.ndarray, present: np.ndarray) -> np.uint64:
-    total = np.uint64(0)
-    for i in range(present.shape[0]):
-        if not present[i]:
-            total += _MISSING
-            continue
-        state = np.uint64(0xCBF29CE484222325)
-        for j in range(offsets[i], offsets[i + 1]):
-            state ^= np.uint64(data[j])
-            state *= np.uint64(0x100000001B3)
-        total += _mix(state)
-    return total
+_POWERS: dict[int, np.ndarray] = {}
+
+
+def _powers(base: int, count: int) -> np.ndarray:
+    """``base**0 .. base**(count - 1)`` modulo 2**64 (a view of a cached table)."""
+    table = _POWERS.get(base)
+    if table is None or table.size < count:
+        factors = np.full(max(count, _BLOCK + 1), base, dtype=np.uint64)
+        factors[0] = 1
+        table = _POWERS[base] = np.cumprod(factors, dtype=np.uint64)
+    return table[:count]
+
+
+def _string_words(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """One uint64 per string: ``sum((b_j + 1) * BASE**(n - 1 - j)) xor n * GOLDEN`` over its
+    ``n`` bytes ``b_j``, mod 2**64, vectorized in blocks of about :data:`_BLOCK` bytes.
+
+    Within a block, ``sum_j v_j BASE**(e-1-j) = BASE**(e-1) * sum_j v_j BASE**-j``, so the
+    sums come from one prefix sum of ``v_j * BASE**-j``.
+    """
+    count = offsets.size - 1
+    words = np.empty(count, dtype=np.uint64)
+    first = 0
+    while first < count:
+        origin = int(offsets[first])
+        last = int(np.searchsorted(offsets, origin + _BLOCK, side="right")) - 1
+        last = min(max(last, first + 1), count)
+        begins = offsets[first:last] - origin
+        ends = offsets[first + 1 : last + 1] - origin
+        size = int(ends[-1])
+        weighted = data[origin : origin + size].astype(np.uint64)
+        weighted += np.uint64(1)
+        weighted *= _powers(_BASE_INVERSE, size)
+        prefix = np.empty(size + 1, dtype=np.uint64)  # prefix[k]: weighted bytes 0..k-1
+        prefix[0] = 0
+        np.cumsum(weighted, out=prefix[1:])
+        sums = _powers(_BASE, size + 1)[np.maximum(ends - 1, 0)] * (prefix[ends] - prefix[begins])
+        words[first:last] = sums ^ ((ends - begins).astype(np.uint64) * _GOLDEN)
+        first = last
+    return words
+
+
+def _total(words: np.ndarray, present: np.ndarray) -> int:
+    hashes = _mix(words[present])
+    missing = int(present.size - np.count_nonzero(present))
+    return (int(hashes.sum(dtype=np.uint64)) + missing * int(_MISSING)) % MODULUS
 
 
 def _words(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -121,13 +152,13 @@ def _words(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return values.view(np.uint64), present
 
 
-def _binary_sum(array: pa.Array) -> np.uint64:
+def _binary_total(array: pa.Array) -> int:
     array = pc.cast(array, pa.large_binary())
     present = array.is_valid().to_numpy(zero_copy_only=False)
     _, offsets, data = array.buffers()
     starts = np.frombuffer(offsets, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
     content = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
-    return _sum_bytes(starts, content, present)
+    return _total(_string_words(starts, content), present)
 
 
 def array_checksum(array: pa.Array | pa.ChunkedArray) -> int:
@@ -140,9 +171,9 @@ def array_checksum(array: pa.Array | pa.ChunkedArray) -> int:
     if pa.types.is_null(kind):
         return int(_MISSING) * len(array) % MODULUS
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind):
-        return int(_binary_sum(array))
+        return _binary_total(array)
     if pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
-        return int(_binary_sum(array))
+        return _binary_total(array)
     if pa.types.is_interval(kind):
         pass
     elif (
@@ -152,9 +183,9 @@ def array_checksum(array: pa.Array | pa.ChunkedArray) -> int:
         or pa.types.is_decimal(kind)
         or pa.types.is_temporal(kind)
     ):
-        return int(_sum_words(*_words(array)))
+        return _total(*_words(array))
     text = pa.array([None if value is None else repr(value) for value in array.to_pylist()], pa.large_string())
-    return int(_binary_sum(text))
+    return _binary_total(text)
 
 
 def series_checksum(column: pd.Series) -> str:

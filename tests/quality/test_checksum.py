@@ -31,15 +31,15 @@ def _mix(word: int) -> int:
     return word ^ (word >> 31)
 
 
-def _fnv(data: bytes) -> int:
-    state = 0xCBF29CE484222325
-    for byte in data:
-        state = ((state ^ byte) * 0x100000001B3) & MASK
-    return state
+def _polynomial(data: bytes) -> int:
+    state = 0
+    for byte in data:  # Horner: sum((b_j + 1) * P**(n - 1 - j))
+        state = (state * 0x100000001B3 + byte + 1) & MASK
+    return state ^ ((len(data) * 0x9E3779B97F4A7C15) & MASK)
 
 
 def _reference(values: list, kind: str) -> int:
-    """The documented hash in Python integers: numbers as their 64 bits, text as FNV-1a."""
+    """The documented hash in Python integers: numbers as their 64 bits, text as a polynomial."""
     total = 0
     for value in values:
         if value is None or (kind == "float" and value != value):
@@ -49,7 +49,7 @@ def _reference(values: list, kind: str) -> int:
         elif kind == "int":
             total += _mix(value & MASK)
         else:
-            total += _mix(_fnv(value.encode("utf-8")))
+            total += _mix(_polynomial(value.encode("utf-8")))
     return total % MODULUS
 
 
@@ -60,11 +60,24 @@ def _reference(values: list, kind: str) -> int:
         ([7, 0, None], pa.uint8(), "int"),
         ([0, 0], pa.int32(), "int"),
         ([1.5, float("nan"), None, -0.0, 1e300], pa.float64(), "float"),
-        (["a", None, "", "héllo"], pa.string(), "text"),
+        (["a", None, "", "héllo", "\x00a", "a\x00"], pa.string(), "text"),
     ],
 )
 def test_matches_a_pure_python_reference(values, arrow_type, kind):
     assert array_checksum(pa.array(values, arrow_type)) == _reference(values, kind)
+
+
+@pytest.mark.parametrize("block", [1, 7, 64])
+def test_strings_spanning_many_hash_blocks(monkeypatch, block):
+    import normcore.quality.checksum as checksum
+
+    monkeypatch.setattr(checksum, "_BLOCK", block)
+    rng = np.random.default_rng(block)
+    values = ["".join(rng.choice(list("ab\x00z"), size=int(n))) for n in rng.integers(0, 30, 200)]
+    values[::17] = [None] * len(values[::17])
+    array = pa.array(values)
+    assert array_checksum(array) == _reference(values, "text")
+    assert array_checksum(array.slice(5, 50)) == _reference(values[5:55], "text")
 
 
 def test_null_and_nan_hash_alike_and_negative_zero_is_zero():
