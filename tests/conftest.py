@@ -48,9 +48,14 @@ def sample_dir(tmp_path: Path, sample_table: pa.Table) -> Path:
 
 @pytest.fixture(scope="session")
 def spark():
-    """One local SparkSession (2 cores, no UI) for the whole test session."""
+    """One local SparkSession for the whole test session: 2 cores, no UI, few shuffle partitions.
+
+    The master ``local[2,2]`` lets a failed task run a second time (Spark's local mode
+    does not retry otherwise), which the fault-tolerance tests rely on.
+    """
     from pipelines.spark.session import get_session
 
-    session = get_session("local[2]", {"spark.ui.enabled": "false"})
+    session = get_session("local[2,2]", {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "4"})
+    session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

@@ -1,0 +1,80 @@
+"""The Spark engine behind ``normcore fit|apply|run --engine spark``.
+
+``fit`` folds each share of the input files into normcore states on the executors and
+merges them (:mod:`pipelines.spark.stats`); ``apply`` reads the input as a DataFrame,
+replaces the features by native Column expressions (:mod:`pipelines.spark.columns`)
+and writes Parquet into the staging directory the CLI renames into place on success.
+The session comes from ``--master`` / ``--conf`` (``job.spark``), or from spark-submit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
+
+from normcore import errors
+from normcore.apply import ApplyCounts
+from normcore.artifact import Artifact
+from normcore.config import JobConfig
+from normcore.errors import InputError, NormcoreError
+from normcore.fitting import build_artifact
+from normcore.io import InputSource
+from normcore.plan import FitPlan
+from pipelines.spark.columns import apply_counts, normalize_frame, observe_counts
+from pipelines.spark.frames import read_frame
+from pipelines.spark.session import get_session
+from pipelines.spark.stats import file_states, merge_states
+
+#: How a normcore error raised in a Python worker appears in the driver's exception.
+_REMOTE_ERROR = re.compile(r"normcore\.errors\.(\w+): (.+)")
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Re-raise a normcore error that a Python worker raised (e.g. an unreadable file) as itself.
+
+    Spark reports a failed task as a Java exception carrying the worker's traceback;
+    the CLI then prints its one-line message and exits 2 instead of a stack trace.
+    """
+    try:
+        yield
+    except (Py4JJavaError, PySparkException) as exc:
+        found = _REMOTE_ERROR.findall(str(exc))
+        error = getattr(errors, found[-1][0], None) if found else None
+        if isinstance(error, type) and issubclass(error, NormcoreError):
+            raise error(found[-1][1]) from None
+        raise
+
+
+def fit(job: JobConfig, plan: FitPlan, source: InputSource, *, argv: Sequence[str] = ()) -> Artifact:
+    """Fit ``plan`` on ``source`` with Spark."""
+    spark = get_session(job.spark.master, job.spark.conf)
+    with user_errors():
+        accumulator, keyed = merge_states(file_states(spark, source, plan), plan)
+    return build_artifact(plan, accumulator, keyed, engine="spark", source=source.path)
+
+
+def apply(
+    job: JobConfig,
+    artifact: Artifact,
+    source: InputSource,
+    output_dir: Path,
+    *,
+    inverse: bool = False,
+    argv: Sequence[str] = (),
+) -> ApplyCounts:
+    """Normalize (or invert) ``source`` into Parquet files under ``output_dir``."""
+    spark = get_session(job.spark.master, job.spark.conf)
+    frame = read_frame(spark, source)
+    observed, observation = observe_counts(frame, artifact)
+    with user_errors():
+        normalize_frame(observed, artifact, inverse=inverse).write.mode("append").parquet(str(output_dir))
+        counts = apply_counts(frame, artifact, observation)
+    if counts.rows == 0:
+        raise InputError(f"input '{source.path}' has no rows")
+    return counts

@@ -1,0 +1,241 @@
+"""Fit on Spark: one normcore state per partition, merged by a tree; only states travel.
+
+Each task folds its rows into :class:`~normcore.stats.StatsAccumulator` objects with the
+shared combiner (``create_accumulator`` / ``add_batch``), one per key value with a key,
+and emits them as JSON (:meth:`StatsAccumulator.to_dict`). The states are merged with
+``merge_accumulators``: by ``treeReduce`` (on the executors, then the driver) without a
+key, by ``reduceByKey`` with one. Nothing here computes a statistic.
+
+Two sources of rows:
+
+* :func:`file_states` (the engine): each task reads its share of the input files
+  (Parquet row groups, or whole CSV files) with Arrow, as the local engine does, so
+  the rows never go through the JVM; this reads ~5x faster than Spark's row-to-Arrow
+  conversion for ``mapInArrow`` (BENCHMARKS.md).
+* :func:`frame_states` (:func:`compute_stats`): any DataFrame, through ``mapInArrow``.
+
+A task that fails and is retried recomputes its state from its input; only the
+output of the successful attempt reaches the merge, so no row counts twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from pyspark import RDD
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.pandas.types import to_arrow_schema
+
+from normcore.artifact import Artifact
+from normcore.config import JobConfig
+from normcore.errors import InputError
+from normcore.fitting import build_artifact, merge_keyed
+from normcore.io import InputSource
+from normcore.keys import key_groups
+from normcore.plan import FitPlan, resolve_plan
+from normcore.stats import ColumnRequest, FeatureStatsCombiner, StatsAccumulator
+from pipelines.spark.frames import quote
+
+#: Schema of the state rows ``mapInArrow`` emits: key value (null without a key) and JSON.
+STATE_SCHEMA = "key string, state string"
+#: Largest share of the input one task reads, and the cost of opening a file, in bytes
+#: (Spark's ``spark.sql.files.maxPartitionBytes`` / ``openCostInBytes`` defaults).
+MAX_SPLIT_BYTES = 128 * 1024 * 1024
+OPEN_COST_BYTES = 4 * 1024 * 1024
+#: Rows per Arrow batch read by a task.
+BATCH_ROWS = 131_072
+
+KeyedStates = dict[str | None, StatsAccumulator]
+
+
+def encode_state(accumulator: StatsAccumulator) -> str:
+    """An accumulator as the JSON text that travels between tasks and the driver."""
+    return json.dumps(accumulator.to_dict(), separators=(",", ":"))
+
+
+def decode_state(text: str) -> StatsAccumulator:
+    """Inverse of :func:`encode_state`."""
+    return StatsAccumulator.from_dict(json.loads(text))
+
+
+def fold_batches(batches: Iterable[pa.RecordBatch], plan: FitPlan) -> Iterator[tuple[str | None, str]]:
+    """Fold record batches into encoded states: ``(None, state)`` without a key, else
+    ``(key value, state)`` per key value seen (``None`` for rows with a null key)."""
+    combiner = FeatureStatsCombiner(plan.requests())
+    if plan.key is None:
+        accumulator = combiner.create_accumulator()
+        for batch in batches:
+            combiner.add_batch(accumulator, batch)
+        yield None, encode_state(combiner.compact(accumulator))
+        return
+    keyed: KeyedStates = {}
+    for batch in batches:
+        for value, rows in key_groups(batch.column(plan.key)):
+            if value not in keyed:
+                keyed[value] = combiner.create_accumulator()
+            combiner.add_batch(keyed[value], batch.take(pa.array(rows)))
+    for value, accumulator in keyed.items():
+        yield value, encode_state(combiner.compact(accumulator))
+
+
+def _merge_encoded(requests: Sequence[ColumnRequest], left: str, right: str) -> str:
+    combiner = FeatureStatsCombiner(requests)
+    return encode_state(combiner.compact(combiner.merge_accumulators([decode_state(left), decode_state(right)])))
+
+
+def merge_states(states: RDD, plan: FitPlan) -> tuple[StatsAccumulator, KeyedStates | None]:
+    """Merge ``(key, state)`` pairs into the global accumulator (and the keyed ones).
+
+    Without a key the states meet in a ``treeReduce`` (depth 2: executors merge groups
+    of partitions, the driver the groups); with a key, in ``reduceByKey``.
+
+    Returns
+    -------
+    accumulator : StatsAccumulator
+        Statistics over all rows.
+    keyed : dict or None
+        Per key value (``None``: rows with a null key), or None without a key.
+    """
+    combiner = FeatureStatsCombiner(plan.requests())
+    merge = partial(_merge_encoded, tuple(plan.requests()))
+    if plan.key is None:
+        empty = encode_state(combiner.create_accumulator())
+        return decode_state(states.values().treeAggregate(empty, merge, merge, depth=2)), None
+    keyed = {value: decode_state(state) for value, state in states.reduceByKey(merge).collect()}
+    return merge_keyed(combiner, keyed), keyed
+
+
+# ------------------------------------------------------------------- file input
+
+
+@dataclass(frozen=True)
+class FileSplit:
+    """Part of one input file read by one task: Parquet row groups, or the whole file."""
+
+    path: str
+    row_groups: tuple[int, ...] | None
+    size: int
+
+
+def _parquet_splits(path: str, max_bytes: int) -> list[FileSplit]:
+    metadata = pq.ParquetFile(path).metadata
+    splits: list[FileSplit] = []
+    if metadata.num_row_groups == 0:
+        return splits
+    groups: list[int] = []
+    size = 0
+    for index in range(metadata.num_row_groups):
+        row_group = metadata.row_group(index)
+        group_size = sum(row_group.column(c).total_compressed_size for c in range(row_group.num_columns))
+        if groups and size + group_size > max_bytes:
+            splits.append(FileSplit(path, tuple(groups), size))
+            groups, size = [], 0
+        groups.append(index)
+        size += group_size
+    if groups:
+        splits.append(FileSplit(path, tuple(groups), size))
+    return splits
+
+
+def file_tasks(source: InputSource, parallelism: int) -> list[list[FileSplit]]:
+    """Cut ``source`` into tasks as Spark sizes file partitions.
+
+    Split size: ``min(MAX_SPLIT_BYTES, max(OPEN_COST_BYTES, total / parallelism))``,
+    total counting each file's size plus the open cost. Parquet files are cut at row
+    group boundaries; CSV files are read whole. Consecutive small splits share a task.
+    """
+    sizes = [Path(path).stat().st_size for path in source.files]
+    total = sum(sizes) + OPEN_COST_BYTES * len(sizes)
+    max_bytes = min(MAX_SPLIT_BYTES, max(OPEN_COST_BYTES, total // max(parallelism, 1)))
+    splits: list[FileSplit] = []
+    for path, size in zip(source.files, sizes, strict=True):
+        if source.format == "parquet":
+            splits.extend(_parquet_splits(path, max_bytes))
+        else:
+            splits.append(FileSplit(path, None, size))
+    tasks: list[list[FileSplit]] = [[]]
+    task_bytes = 0
+    for split in splits:
+        cost = split.size + OPEN_COST_BYTES
+        if tasks[-1] and task_bytes + cost > max_bytes:
+            tasks.append([])
+            task_bytes = 0
+        tasks[-1].append(split)
+        task_bytes += cost
+    return tasks
+
+
+def read_splits(splits: Iterable[FileSplit], source: InputSource, columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
+    """Record batches of ``columns`` from ``splits``, cast to the source's unified schema.
+
+    Raises
+    ------
+    InputError
+        A file cannot be read (named in the message).
+    """
+    for split in splits:
+        try:
+            dataset = ds.dataset(split.path, format=source.format, schema=source.schema)
+            if split.row_groups is None:
+                yield from dataset.to_batches(columns=list(columns), batch_size=BATCH_ROWS)
+                continue
+            (fragment,) = dataset.get_fragments()
+            part = fragment.subset(row_group_ids=list(split.row_groups))
+            yield from part.to_batches(schema=source.schema, columns=list(columns), batch_size=BATCH_ROWS)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"cannot read input file '{split.path}': {exc}") from None
+
+
+def _fold_tasks(
+    plan: FitPlan, source: InputSource, tasks: Iterable[list[FileSplit]]
+) -> Iterator[tuple[str | None, str]]:
+    for task in tasks:
+        yield from fold_batches(read_splits(task, source, plan.columns()), plan)
+
+
+def file_states(spark: SparkSession, source: InputSource, plan: FitPlan) -> RDD:
+    """``(key, state)`` pairs of ``source``, one task per share of its files (see :func:`file_tasks`)."""
+    tasks = file_tasks(source, spark.sparkContext.defaultParallelism)
+    return spark.sparkContext.parallelize(tasks, len(tasks)).mapPartitions(partial(_fold_tasks, plan, source))
+
+
+# -------------------------------------------------------------- DataFrame input
+
+
+def _fold_arrow(plan: FitPlan, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    states = list(fold_batches(batches, plan))
+    yield pa.RecordBatch.from_arrays(
+        [pa.array([k for k, _ in states], pa.string()), pa.array([s for _, s in states], pa.string())],
+        names=["key", "state"],
+    )
+
+
+def frame_states(frame: DataFrame, plan: FitPlan) -> RDD:
+    """``(key, state)`` pairs of ``frame``: ``mapInArrow`` over the plan's columns."""
+    columns = [frame[quote(name)] for name in plan.columns()]
+    states = frame.select(*columns).mapInArrow(partial(_fold_arrow, plan), STATE_SCHEMA)
+    return states.rdd.map(tuple)
+
+
+def compute_stats(frame: DataFrame, plan: FitPlan) -> tuple[StatsAccumulator, KeyedStates | None]:
+    """Statistics of ``frame`` for ``plan`` (see :func:`merge_states` for the result)."""
+    return merge_states(frame_states(frame, plan), plan)
+
+
+def fit_frame(frame: DataFrame, job: JobConfig, source: str = "<DataFrame>") -> Artifact:
+    """Fit ``job`` (features, methods, ddof, key) on a DataFrame and return the artifact.
+
+    Columns are selected and checked as for a file input, against ``frame``'s schema
+    seen as Arrow; ``source`` names the data in messages and in the artifact.
+    """
+    zone = frame.sparkSession.conf.get("spark.sql.session.timeZone")
+    plan = resolve_plan(job, to_arrow_schema(frame.schema, timezone=zone), source)
+    accumulator, keyed = compute_stats(frame, plan)
+    return build_artifact(plan, accumulator, keyed, engine="spark", source=source)
