@@ -23,10 +23,8 @@ feature columns into nulls so that verdicts agree.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -212,13 +210,7 @@ def validate(request: ValidationRequest, report: str | None = None) -> Validatio
         Never raises for non-conforming data: see :attr:`ValidationOutcome.success`.
     """
     prepare(request, report)
-    # Great Expectations takes seconds to import: load it while the data is read.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        expectations = pool.submit(importlib.import_module, "normcore.quality.expectations")
-        if request.engine == "spark":
-            outcome = _validate_spark(request, expectations)
-        else:
-            outcome = _validate_local(request, expectations)
+    outcome = _validate_spark(request) if request.engine == "spark" else _validate_local(request)
     outcome.result = outcome.run.suite_result({"normcore": outcome.kpi()})
     if report is not None:
         with report_dir(report, REPORT_FILE) as staging:
@@ -237,7 +229,9 @@ def _passthrough(artifact: Artifact, source: InputSource | None) -> list[str]:
 # -- local engine ---------------------------------------------------------------------------------
 
 
-def _validate_local(request: ValidationRequest, expectations: Future) -> ValidationOutcome:
+def _validate_local(request: ValidationRequest) -> ValidationOutcome:
+    from normcore.quality.expectations import SuiteRun
+
     artifact, settings = request.artifact, request.settings
     output = open_input(request.input)
     source = open_source(request.source) if request.source is not None else None
@@ -268,7 +262,7 @@ def _validate_local(request: ValidationRequest, expectations: Future) -> Validat
         table = output.dataset().to_table(columns=columns)
         counts = combiner.add_batch(combiner.create_accumulator(), table)
         evaluated_on = f"every row ({rows}), pandas"
-        run = expectations.result().SuiteRun(plan)
+        run = SuiteRun(plan)
         run.evaluate(arrow_to_pandas(table), "pandas", list(range(len(plan.checks))), evaluated_on)
     else:
         counts, observed_checksums, sample = _stream(output, columns, present, combiner, rows, request)
@@ -276,7 +270,7 @@ def _validate_local(request: ValidationRequest, expectations: Future) -> Validat
             f"row-level checks on every row ({rows}, streaming); "
             f"aggregate checks on a uniform sample of {settings.sample_rows} rows, pandas"
         )
-        run = expectations.result().SuiteRun(plan)
+        run = SuiteRun(plan)
         _record_row_level(run, plan, counts, observed_checksums, output.schema.names)
         aggregate = [i for i, check in enumerate(plan.checks) if not check.row_level]
         run.evaluate(
@@ -384,10 +378,11 @@ def _nan_as_null(frame: Any, columns: Iterable[str]) -> Any:
     return frame
 
 
-def _validate_spark(request: ValidationRequest, expectations: Future) -> ValidationOutcome:
+def _validate_spark(request: ValidationRequest) -> ValidationOutcome:
     from pyspark.sql import functions as F
 
     from normcore.quality.checksum import spark_checksum
+    from normcore.quality.expectations import SuiteRun
     from pipelines.spark.session import get_session
 
     artifact, settings = request.artifact, request.settings
@@ -421,7 +416,7 @@ def _validate_spark(request: ValidationRequest, expectations: Future) -> Validat
         passthrough=checksums,
         output_columns=frame.columns,
     )
-    run = expectations.result().SuiteRun(plan)
+    run = SuiteRun(plan)
     evaluated_on = "every row, Spark"
     run.evaluate(frame, "spark", list(range(len(plan.checks))), evaluated_on)
     extremes = frame.agg(
