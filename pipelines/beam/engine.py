@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import tempfile
 import uuid
@@ -30,6 +31,7 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
+from normcore import errors
 from normcore.apply import ApplyCounts, BatchNormalizer
 from normcore.artifact import Artifact, parse_artifact
 from normcore.config import JobConfig
@@ -199,14 +201,36 @@ def run(
 def run_pipeline(pipeline: beam.Pipeline) -> None:
     """Run ``pipeline`` to completion.
 
-    A normcore error raised inside a step (Beam appends the step name and a stack
-    trace to its message) is re-raised as the same type with its first line, so the
-    CLI prints one ``error:`` line.
+    A normcore error raised inside a step comes back with the step name appended (in
+    process) or as the text of a worker's traceback (other processes, remote runners);
+    either way it is re-raised here as its normcore type with its one-line message, so
+    the CLI prints one ``error:`` line and exits with 2.
     """
     try:
         pipeline.run().wait_until_finish()
     except NormcoreError as exc:
         raise type(exc)(_first_line(str(exc))) from None
+    except Exception as exc:
+        remote = _remote_normcore_error(str(exc))
+        if remote is None:
+            raise
+        raise remote from None
+
+
+#: ``normcore.errors.InputError: message`` as a worker's traceback prints it.
+_REMOTE_ERROR = re.compile(r"normcore\.errors\.(\w+): (.+)")
+
+
+def _remote_normcore_error(message: str) -> NormcoreError | None:
+    """The last normcore error named in a worker traceback, rebuilt; None if there is none."""
+    matches = _REMOTE_ERROR.findall(message)
+    if not matches:
+        return None
+    name, text = matches[-1]
+    error_type = getattr(errors, name, None)
+    if not (isinstance(error_type, type) and issubclass(error_type, NormcoreError)):
+        return None
+    return error_type(_first_line(text))
 
 
 def _first_line(message: str) -> str:

@@ -99,3 +99,24 @@ def test_temp_location_carries_results_and_is_cleaned(data_dir: Path, tmp_path: 
                  "--features", "offset", f"--temp_location={temp}"])
     assert code == 0 and (tmp_path / "a.json").exists()
     assert [p for p in temp.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Traceback ...\n  raise InputError(\nnormcore.errors.InputError: column 'v' has no finite value "
+         "[while running 'ComputeStats/BuildArtifact']\n", ("InputError", "column 'v' has no finite value")),
+        ("RuntimeError: Pipeline failed\nnormcore.errors.ArtifactError: batch lacks key column 'k'",
+         ("ArtifactError", "batch lacks key column 'k'")),
+        ("ValueError: something else entirely", None),
+        ("normcore.errors.CheckFailed: not a usage error", None),
+    ],
+)
+def test_worker_tracebacks_map_back_to_normcore_errors(text: str, expected) -> None:
+    from pipelines.beam.engine import _remote_normcore_error
+
+    error = _remote_normcore_error(text)
+    if expected is None:
+        assert error is None
+    else:
+        assert (type(error).__name__, str(error)) == expected
