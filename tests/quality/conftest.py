@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from quality_support import FittedJob, quality_table, write_config
 
 from normcore.cli import main
+from quality.quality_support import FittedJob, quality_table, write_config
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from quality_support import quality_table
 
 from normcore.apply import BatchNormalizer
 from normcore.artifact import load_artifact
 from normcore.cli import main
 from normcore.quality.checks import expected_ranges
+from quality.quality_support import quality_table
 
 beam = pytest.importorskip("apache_beam")
 

@@ -9,7 +9,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from quality_support import quality_table, write_config
 
 from normcore.artifact import load_artifact
 from normcore.cli import main
@@ -17,6 +16,7 @@ from normcore.config import DriftConfig
 from normcore.io import open_input
 from normcore.quality.drift import measure_drift
 from normcore.stats.compare import PSI_EPSILON
+from quality.quality_support import quality_table, write_config
 
 #: Latency is Pareto(1.5): its variance is infinite, so its variance ratio is not compared.
 HEAVY_TAIL = {"features": {"latency": {"variance_ratio": [0, math.inf]}}}

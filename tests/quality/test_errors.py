@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from quality_support import quality_table, write_config
 
 from normcore.cli import main
+from quality.quality_support import quality_table, write_config
 
 
 @pytest.fixture()

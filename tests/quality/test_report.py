@@ -10,11 +10,11 @@ import numpy as np
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from quality_support import FEATURES, quality_table
 
 from normcore.artifact import load_artifact
 from normcore.cli import main
 from normcore.quality.checks import expected_ranges
+from quality.quality_support import FEATURES, quality_table
 
 CHROMIUM_FLAGS = [
     "--headless",

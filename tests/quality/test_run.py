@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from quality_support import quality_table, write_config
 
 from normcore.cli import main
+from quality.quality_support import quality_table, write_config
 
 
 def _job(root: Path, table: pa.Table, **validation) -> Path:

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from quality_support import PASSTHROUGH
 
 from normcore.cli import main
+from quality.quality_support import PASSTHROUGH
 
 
 def _tampered(output: Path, target: Path) -> Path:

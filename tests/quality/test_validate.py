@@ -12,10 +12,10 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from quality_support import FEATURES, write_config
 
 from normcore.cli import main
 from normcore.quality.checks import expected_ranges
+from quality.quality_support import FEATURES, write_config
 
 
 def _validate(capsys, *argv: str) -> tuple[int, str, str]:
