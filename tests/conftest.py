@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 import os
-from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from core_support import write_parts
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-
-
-def exact_mean_var(values) -> tuple[float, float]:
-    """Mean and population variance of the finite values, computed in exact rationals."""
-    finite = [Fraction(float(v)) for v in np.asarray(values, dtype=np.float64) if np.isfinite(v)]
-    mean = sum(finite) / len(finite)
-    var = sum((v - mean) ** 2 for v in finite) / len(finite)
-    return float(mean), float(var)
-
-
-def write_parts(table: pa.Table, directory: Path, files: int) -> Path:
-    """Write ``table`` as ``files`` Parquet files (contiguous slices, in order) into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    bounds = np.linspace(0, table.num_rows, files + 1).astype(int)
-    for index in range(files):
-        part = table.slice(bounds[index], bounds[index + 1] - bounds[index])
-        pq.write_table(part, directory / f"part-{index:05d}.parquet")
-    return directory
 
 
 @pytest.fixture(scope="session")

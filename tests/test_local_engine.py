@@ -12,7 +12,7 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from conftest import write_parts
+from core_support import write_parts
 
 from normcore.artifact import load_artifact
 from normcore.cli import main

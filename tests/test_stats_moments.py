@@ -10,7 +10,7 @@ import pickle
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import exact_mean_var
+from core_support import exact_mean_var
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
