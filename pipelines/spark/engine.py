@@ -32,22 +32,33 @@ from pipelines.spark.stats import file_states, merge_states
 
 #: How a normcore error raised in a Python worker appears in the driver's exception.
 _REMOTE_ERROR = re.compile(r"normcore\.errors\.(\w+): (.+)")
+#: Spark's report of a file its reader cannot decode, and the root cause.
+_UNREADABLE = re.compile(r"\[FAILED_READ_FILE[.\w]*\] Encountered error while reading file (?:file://)?(\S+?)\.?\s")
+_CAUSE = re.compile(r"Caused by: [\w.$]+: (.+)")
 
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Re-raise a normcore error that a Python worker raised (e.g. an unreadable file) as itself.
+    """Re-raise bad input found by a task as a normcore error.
 
-    Spark reports a failed task as a Java exception carrying the worker's traceback;
-    the CLI then prints its one-line message and exits 2 instead of a stack trace.
+    Spark reports a failed task as a Java exception carrying the cause: a normcore
+    error raised in a Python worker (the worker's traceback) is raised again as itself,
+    a file Spark's reader cannot decode as :class:`InputError` naming the file. The CLI
+    then prints one ``error:`` line and exits 2 instead of a stack trace.
     """
     try:
         yield
     except (Py4JJavaError, PySparkException) as exc:
-        found = _REMOTE_ERROR.findall(str(exc))
+        text = str(exc)
+        found = _REMOTE_ERROR.findall(text)
         error = getattr(errors, found[-1][0], None) if found else None
         if isinstance(error, type) and issubclass(error, NormcoreError):
             raise error(found[-1][1]) from None
+        unreadable = _UNREADABLE.search(text)
+        if unreadable:
+            causes = _CAUSE.findall(text)
+            reason = f": {causes[-1].strip()}" if causes else ""
+            raise InputError(f"cannot read input file '{unreadable.group(1)}'{reason}") from None
         raise
 
 

@@ -99,9 +99,9 @@ def assert_artifacts_agree(expected: Artifact, actual: Artifact, rtol: float = 1
         _assert_features_agree(entry["features"], right["keys"][value]["features"], rtol, f"keys.{value}.features")
 
 
-def assert_tables_equal(expected: pa.Table, actual: pa.Table, atol: float = 0.0) -> None:
-    """Same schema (names and types) and values: nulls and NaN in the same places,
-    float64 values equal (or within ``atol``), everything else equal."""
+def assert_tables_equal(expected: pa.Table, actual: pa.Table, atol: dict[str, float] | None = None) -> None:
+    """Same schema (names and types) and values: nulls, NaN and infinities in the same
+    places, floating values equal (or within ``atol[column]``), everything else equal."""
     assert actual.schema.names == expected.schema.names
     assert actual.schema.types == expected.schema.types, f"{actual.schema} != {expected.schema}"
     assert actual.num_rows == expected.num_rows
@@ -115,7 +115,8 @@ def assert_tables_equal(expected: pa.Table, actual: pa.Table, atol: float = 0.0)
             with np.errstate(invalid="ignore"):
                 gap = np.where(a == b, 0.0, np.abs(a - b))
             worst = float(np.nanmax(np.where(np.isnan(a), 0.0, gap), initial=0.0))
-            assert worst <= atol, f"column '{name}': values differ by up to {worst:.3g} (allowed {atol:.3g})"
+            allowed = (atol or {}).get(name, 0.0)
+            assert worst <= allowed, f"column '{name}': values differ by up to {worst:.3g} (allowed {allowed:.3g})"
         else:
             assert left.equals(right), f"column '{name}' differs"
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 #: Columns that are never features (the key columns can be keys).
 PASSTHROUGH = ["id", "name", "flag", "when", "small", "k_str", "k_int", "k_bool"]
 #: Numeric feature columns.
-FEATURES = ["a", "b", "c", "d", "big", "tied"]
+FEATURES = ["a", "b", "c", "d", "big", "tied", "e", "f", "g"]
 ROWS = 2000
 FILES = 4
 
@@ -21,9 +21,9 @@ def engine_table(rows: int = ROWS, seed: int = 5) -> pa.Table:
     """Features of several types and conditions, pass-through columns, three key columns.
 
     ``a`` normal around 1e3; ``b`` float32; ``c`` int64 counts; ``d`` with NaN, +-inf and
-    nulls; ``big`` 1e9 + N(0, 1); ``tied`` with many ties (quantile ties). Key
-    ``k_str`` has a null and a ``rare`` value whose ``d`` is never finite (its keyed
-    ``d`` falls back to the global parameters).
+    nulls; ``big`` 1e9 + N(0, 1); ``tied`` with many ties (quantile ties); ``e`` heavy
+    tailed; ``f`` normal; ``g`` int16. Key ``k_str`` has nulls and a ``rare`` value whose
+    ``d`` and ``f`` are never finite (its keyed entries fall back to the global ones).
     """
     rng = np.random.default_rng(seed)
     d = rng.normal(-4.0, 2.0, rows)
@@ -35,6 +35,8 @@ def engine_table(rows: int = ROWS, seed: int = 5) -> pa.Table:
     rare = np.arange(rows) % 401 == 7
     k_str[rare] = "rare"
     d[rare] = np.nan
+    f = rng.normal(5.0, 2.0, rows)
+    f[rare] = np.nan
     start = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
     return pa.table(
         {
@@ -49,6 +51,9 @@ def engine_table(rows: int = ROWS, seed: int = 5) -> pa.Table:
             "d": pa.array(d, mask=rng.random(rows) < 0.03),
             "big": pa.array(1e9 + rng.normal(0.0, 1.0, rows)),
             "tied": pa.array(np.round(rng.normal(0.0, 1.0, rows), 1)),
+            "e": pa.array(rng.pareto(1.5, rows) * 20.0),
+            "f": pa.array(f),
+            "g": pa.array(rng.integers(-300, 300, rows).astype(np.int16)),
             "k_str": pa.array(k_str, pa.string()),
             "k_int": pa.array(rng.integers(-2, 2, rows).astype(np.int32)),
             "k_bool": pa.array(rng.random(rows) < 0.4),
@@ -56,14 +61,15 @@ def engine_table(rows: int = ROWS, seed: int = 5) -> pa.Table:
     )
 
 
-def write_engine_files(table: pa.Table, directory: Path, files: int = FILES) -> Path:
-    """``table`` as ``files`` Parquet files; the first stores ``small`` and ``c`` as int32
-    (the input's unified schema promotes them to int64), row groups of 200 rows."""
+def write_engine_files(table: pa.Table, directory: Path, files: int = FILES, promote: bool = True) -> Path:
+    """``table`` as ``files`` Parquet files with row groups of 200 rows; with ``promote``
+    the first file stores ``small`` and ``c`` as int32 (the input's unified schema
+    promotes them to int64)."""
     directory.mkdir(parents=True)
     bounds = np.linspace(0, table.num_rows, files + 1).astype(int)
     for index in range(files):
         part = table.slice(bounds[index], bounds[index + 1] - bounds[index])
-        if index == 0:
+        if promote and index == 0:
             for name in ("small", "c"):
                 position = part.schema.get_field_index(name)
                 part = part.set_column(position, name, part.column(name).cast(pa.int32()))

@@ -1,0 +1,138 @@
+"""The Spark engine through its entry points: spark-submit, the normcore CLI, bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from engine_agreement import apply_with, assert_artifacts_agree, assert_tables_equal, fit_with, read_output
+
+from normcore.artifact import load_artifact
+from normcore.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+FEATURES = [
+    {"name": "a", "method": "zscore"},
+    {"name": "b", "method": "minmax"},
+    {"name": "c", "method": "robust"},
+    {"name": "tied", "method": "quantile"},
+]
+
+
+def _environment() -> dict[str, str]:
+    return {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+
+
+def test_spark_submit_fit_agrees_with_local_engine(engine_data: Path, tmp_path: Path) -> None:
+    """``fit`` under spark-submit (``apply`` and ``run`` share its entry point and are tested in-process)."""
+    artifact = tmp_path / "artifact.json"
+    command = [
+        str(BIN / "spark-submit"),
+        "--master",
+        "local[2]",
+        "--conf",
+        "spark.ui.enabled=false",
+        str(ROOT / "pipelines" / "spark" / "normalize.py"),
+        "fit",
+        str(engine_data),
+        "--features",
+        ",".join(f"{f['name']}:{f['method']}" for f in FEATURES),
+        "--key",
+        "k_str",
+        "--artifact",
+        str(artifact),
+    ]
+    done = subprocess.run(command, env=_environment(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"artifact: {artifact} (2000 rows, 4 features)" in done.stdout
+    fitted = load_artifact(artifact)
+    assert fitted.engine == "spark"
+    assert_artifacts_agree(fit_with("local", {"features": FEATURES, "key": "k_str"}, engine_data), fitted)
+
+
+def test_cli_apply_writes_the_output_atomically(spark, engine_data: Path, tmp_path: Path, capsys) -> None:
+    artifact = fit_with("local", {"features": FEATURES, "key": "k_int"}, engine_data)
+    artifact.save(tmp_path / "artifact.json")
+    output = tmp_path / "normalized"
+    argv = ["apply", str(engine_data), "--artifact", str(tmp_path / "artifact.json"), "--output", str(output)]
+    assert main([*argv, "--engine", "spark"]) == 0
+    assert f"output: {output} (2000 rows)" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact.json", "normalized"]
+    apply_with("local", artifact, engine_data, tmp_path / "local")
+    assert_tables_equal(read_output(tmp_path / "local"), read_output(output))
+
+
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    rows = 50
+    table = pa.table({"id": np.arange(rows), "x": np.full(rows, np.nan), "y": np.arange(rows, dtype=float)})
+    data = tmp_path / "data"
+    data.mkdir()
+    pq.write_table(table, data / "part-0.parquet")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    command = [
+        str(BIN / "normcore"),
+        "run",
+        str(data),
+        "--engine",
+        "spark",
+        "--master",
+        "local[1]",
+        "--conf",
+        "spark.ui.enabled=false",
+        "--artifact",
+        str(tmp_path / "artifact.json"),
+        "--output",
+        str(tmp_path / "out"),
+    ]
+    done = subprocess.run(command, env=_environment(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [done.stderr.strip().splitlines()[-1]]
+    assert "column 'x'" in errors[0] and "no finite value" in errors[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def _corrupt(path: Path) -> None:
+    """Scramble the data pages of a Parquet file, keeping its footer (its schema reads fine)."""
+    content = bytearray(path.read_bytes())
+    for index in range(64, len(content) // 2):
+        content[index] = (content[index] * 7 + 13) % 256
+    path.write_bytes(bytes(content))
+
+
+@pytest.mark.parametrize("command", ["fit", "apply"])
+def test_unreadable_file_exits_2_naming_it_and_writes_nothing(
+    spark, engine_data: Path, tmp_path: Path, capsys, command: str
+) -> None:
+    artifact = tmp_path / "artifact.json"
+    fit_with("local", {"features": [{"name": "a"}]}, engine_data).save(artifact)
+    data = tmp_path / "data"
+    data.mkdir()
+    for part in sorted(engine_data.iterdir()):
+        (data / part.name).write_bytes(part.read_bytes())
+    broken = sorted(data.iterdir())[2]
+    _corrupt(broken)
+    capsys.readouterr()
+    if command == "fit":
+        argv = ["fit", str(data), "--artifact", str(tmp_path / "new.json"), "--features", "a"]
+    else:
+        argv = ["apply", str(data), "--artifact", str(artifact), "--output", str(tmp_path / "out")]
+    assert main([*argv, "--engine", "spark"]) == 2
+    message = capsys.readouterr().err.strip().splitlines()
+    assert message[-1].startswith("error: cannot read input file") and broken.name in message[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact.json", "data"]
+
+
+def test_empty_input_exits_2(spark, tmp_path: Path, capsys) -> None:
+    data = tmp_path / "empty.parquet"
+    pq.write_table(pa.table({"x": pa.array([], pa.float64())}), data)
+    assert main(["fit", str(data), "--artifact", str(tmp_path / "a.json"), "--engine", "spark"]) == 2
+    assert "has no rows" in capsys.readouterr().err
+    assert not (tmp_path / "a.json").exists()
