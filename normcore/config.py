@@ -94,7 +94,7 @@ class ValidationConfig(_Strict):
     report: str | None = None
     z: float = Field(5.0, gt=0)
     quantiles: list[float] = Field(default_factory=lambda: [0.05, 0.25, 0.5, 0.75, 0.95], min_length=1)
-    sample_rows: int = Field(100_000, ge=100)
+    sample_rows: int = Field(50_000, ge=100)
     seed: int = 0
 
     @field_validator("quantiles")

@@ -237,9 +237,10 @@ def _validate_local(request: ValidationRequest) -> ValidationOutcome:
     source = open_source(request.source) if request.source is not None else None
     passthrough = _passthrough(artifact, source)
     if source is not None:
-        expected_rows, checksums = batch_checksums(source.batches(passthrough, request.batch_size), passthrough)
-        if not passthrough:
-            expected_rows = source.count_rows()
+        if passthrough:
+            expected_rows, checksums = batch_checksums(source.batches(passthrough, request.batch_size), passthrough)
+        else:
+            expected_rows, checksums = source.count_rows(), {}
         rows_origin = f"--source '{source.path}'"
     else:
         expected_rows, checksums = artifact.rows, None
