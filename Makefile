@@ -63,3 +63,10 @@ $(TFT_VENV)/.installed:
 
 bench-tft: setup $(TFT_VENV)/.installed ## Beam benchmark side by side with tft and MLTransform (builds .venv-tft)
 	$(PY) bench/bench_beam.py --baselines --tft-python $(TFT_VENV)/bin/python
+
+# Spark engine benchmark (issue 4): one local[2] session, normcore side by side with
+# MLlib StandardScaler and hand-written native SQL.
+.PHONY: bench-spark
+
+bench-spark: setup ## Spark engine benchmark: fit + apply + write of 2M rows vs MLlib and native SQL (figures go to BENCHMARKS.md by hand)
+	$(PY) bench/bench_spark.py

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -248,35 +248,18 @@ def normalize_frame(frame: DataFrame, artifact: Artifact, *, inverse: bool = Fal
     )
 
 
-def _unseen(key: Column, artifact: Artifact) -> Column:
-    return key.isNotNull() & key_index(artifact, key).isNull()
+def key_counts(frame: DataFrame, artifact: Artifact) -> ApplyCounts:
+    """Rows of ``frame`` whose key is null or unseen at fit time (they use the global
+    parameters), and up to ``UNSEEN_SAMPLE`` unseen key values; ``rows`` is left at 0.
 
-
-def observe_counts(frame: DataFrame, artifact: Artifact) -> tuple[DataFrame, Observation]:
-    """``frame`` with an observation of its rows, null-key rows and unseen-key rows.
-
-    The counts are gathered by the action that runs ``frame`` (no extra pass); read
-    them with :func:`apply_counts` afterwards.
+    One aggregate over the key column (Parquet reads that column only), and a second
+    query for the sample when some key is unseen.
     """
-    observation = Observation("normcore_apply")
-    metrics = [F.count(F.lit(1)).alias("rows")]
-    if artifact.key is not None:
-        key = key_string(frame, artifact)
-        metrics.append(F.count_if(key.isNull()).alias("null_key_rows"))
-        metrics.append(F.count_if(_unseen(key, artifact)).alias("unseen_key_rows"))
-    return frame.observe(observation, *metrics), observation
-
-
-def apply_counts(frame: DataFrame, artifact: Artifact, observation: Observation) -> ApplyCounts:
-    """The :class:`ApplyCounts` of a finished apply; fetches up to ``UNSEEN_SAMPLE`` unseen keys."""
-    metrics = observation.get
-    counts = ApplyCounts(
-        rows=int(metrics["rows"]),
-        null_key_rows=int(metrics.get("null_key_rows", 0)),
-        unseen_key_rows=int(metrics.get("unseen_key_rows", 0)),
-    )
+    key = key_string(frame, artifact)
+    unseen = key.isNotNull() & key_index(artifact, key).isNull()
+    totals = frame.agg(F.count_if(key.isNull()).alias("null"), F.count_if(unseen).alias("unseen")).first()
+    counts = ApplyCounts(null_key_rows=int(totals["null"]), unseen_key_rows=int(totals["unseen"]))
     if counts.unseen_key_rows:
-        key = key_string(frame, artifact)
-        sample = frame.select(key.alias("key")).where(_unseen(key, artifact)).distinct().limit(UNSEEN_SAMPLE)
+        sample = frame.select(key.alias("key")).where(unseen).distinct().limit(UNSEEN_SAMPLE)
         counts.unseen_keys = {row.key for row in sample.collect()}
     return counts

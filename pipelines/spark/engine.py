@@ -3,7 +3,9 @@
 ``fit`` folds each share of the input files into normcore states on the executors and
 merges them (:mod:`pipelines.spark.stats`); ``apply`` reads the input as a DataFrame,
 replaces the features by native Column expressions (:mod:`pipelines.spark.columns`)
-and writes Parquet into the staging directory the CLI renames into place on success.
+and writes Parquet into the staging directory the CLI renames into place on success;
+rows are counted from the written files' footers (no extra pass), null and unseen keys
+by one aggregate over the key column.
 The session comes from ``--master`` / ``--conf`` (``job.spark``), or from spark-submit.
 """
 
@@ -14,6 +16,7 @@ import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import pyarrow.dataset as ds
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 
@@ -25,7 +28,7 @@ from normcore.errors import InputError, NormcoreError
 from normcore.fitting import build_artifact
 from normcore.io import InputSource
 from normcore.plan import FitPlan
-from pipelines.spark.columns import apply_counts, normalize_frame, observe_counts
+from pipelines.spark.columns import key_counts, normalize_frame
 from pipelines.spark.frames import read_frame
 from pipelines.spark.session import get_session
 from pipelines.spark.stats import file_states, merge_states
@@ -82,10 +85,10 @@ def apply(
     """Normalize (or invert) ``source`` into Parquet files under ``output_dir``."""
     spark = get_session(job.spark.master, job.spark.conf)
     frame = read_frame(spark, source)
-    observed, observation = observe_counts(frame, artifact)
     with user_errors():
-        normalize_frame(observed, artifact, inverse=inverse).write.mode("append").parquet(str(output_dir))
-        counts = apply_counts(frame, artifact, observation)
+        normalize_frame(frame, artifact, inverse=inverse).write.mode("append").parquet(str(output_dir))
+        counts = key_counts(frame, artifact) if artifact.key is not None else ApplyCounts()
+    counts.rows = ds.dataset(output_dir, format="parquet").count_rows()
     if counts.rows == 0:
         raise InputError(f"input '{source.path}' has no rows")
     return counts
