@@ -76,9 +76,12 @@ class ExpectColumnChecksumToEqual(ColumnAggregateExpectation):
     """Expect a column's checksum to equal ``value``: the column holds the same values
     (in any row order) as the column the checksum was taken from, on the same engine.
 
-    Args:
-        column: The column name.
-        value: The expected checksum (a decimal string, see normcore.quality.checksum).
+    Parameters
+    ----------
+    column : str
+        The column.
+    value : str
+        The expected checksum, a decimal string (see :mod:`normcore.quality.checksum`).
     """
 
     value: str
