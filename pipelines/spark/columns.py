@@ -170,7 +170,8 @@ class _FeatureParameters:
         """The normalized (or inverted) ``x``; ``lookup`` is the row's keyed parameters."""
         transform = self.transform
         if isinstance(transform, LinearTransform):
-            shift, scale, offset = (_parameter_values(transform)[name] for name in _LINEAR_FIELDS)
+            fitted = _parameter_values(transform)
+            shift, scale, offset = (fitted[name] for name in _LINEAR_FIELDS)
             if lookup is not None:
                 shift, scale, offset = (
                     ops.bind(F.coalesce(lookup[self.slot][name], F.lit(value)))

@@ -10,8 +10,8 @@ Two sources of rows:
 
 * :func:`file_states` (the engine): each task reads its share of the input files
   (Parquet row groups, or whole CSV files) with Arrow, as the local engine does, so
-  the rows never go through the JVM; this reads ~5x faster than Spark's row-to-Arrow
-  conversion for ``mapInArrow`` (BENCHMARKS.md).
+  the rows never go through the JVM: several times faster than Spark's row-to-Arrow
+  conversion for ``mapInArrow``, and faster than one native aggregate (BENCHMARKS.md).
 * :func:`frame_states` (:func:`compute_stats`): any DataFrame, through ``mapInArrow``.
 
 A task that fails and is retried recomputes its state from its input; only the

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from engine_agreement import apply_with, assert_artifacts_agree, assert_tables_equal, fit_with, read_output
@@ -136,3 +137,24 @@ def test_empty_input_exits_2(spark, tmp_path: Path, capsys) -> None:
     assert main(["fit", str(data), "--artifact", str(tmp_path / "a.json"), "--engine", "spark"]) == 2
     assert "has no rows" in capsys.readouterr().err
     assert not (tmp_path / "a.json").exists()
+
+
+def test_csv_input_agrees_with_local_engine(spark, tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    rows = 300
+    table = pa.table(
+        {
+            "id": np.arange(rows),
+            "label": [f"item {i}" for i in range(rows)],
+            "x": pa.array(rng.normal(3.0, 2.0, rows), mask=rng.random(rows) < 0.05),
+            "n": rng.integers(0, 1000, rows),
+        }
+    )
+    data = tmp_path / "data.csv"
+    pacsv.write_csv(table, data)
+    config = {"features": [{"name": "x"}, {"name": "n", "method": "minmax"}]}
+    local = fit_with("local", config, data)
+    assert_artifacts_agree(local, fit_with("spark", config, data))
+    apply_with("local", local, data, tmp_path / "local")
+    apply_with("spark", local, data, tmp_path / "spark")
+    assert_tables_equal(read_output(tmp_path / "local"), read_output(tmp_path / "spark"))
