@@ -21,7 +21,8 @@ transform, which is monotone non-decreasing for every method:
   new data lies inside what the fit saw. Bounds are widened by ``1e-9`` relative,
   for rounding.
 * **Not null** (``expect_column_values_to_not_be_null``) where the fitted input had
-  neither nulls nor NaN (pandas cannot tell the two apart).
+  no null, NaN or inf (the validators present all three as missing; pandas cannot
+  tell null from NaN).
 * **Moments** of ``zscore`` features (``expect_column_mean_to_be_between``,
   ``expect_column_stdev_to_be_between``). The expected mean is the transform of
   the fitted mean (0 when centred); the expected standard deviation is what Great
@@ -290,8 +291,8 @@ def build_checks(
                 f"{method}: expected range of the normalized values",
             )
         )
-        if stats["null_count"] == 0 and stats["nan_count"] == 0:
-            checks.append(Check("ExpectColumnValuesToNotBeNull", name, {}, "the fitted input had no null or NaN"))
+        if stats["null_count"] == 0 and stats["nan_count"] == 0 and stats["inf_count"] == 0:
+            checks.append(Check("ExpectColumnValuesToNotBeNull", name, {}, "the fitted input had no null, NaN or inf"))
         if keyed:
             continue
         n = _values_checked(rows_checked, stats, artifact.rows)

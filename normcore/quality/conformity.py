@@ -9,10 +9,11 @@ reports for ``expect_column_values_to_be_between`` on the same data.
 
 Conventions (those of Great Expectations on pandas)
 --------------------------------------------------
-* A value is *missing* when it is null or NaN; missing values are counted but are
-  neither in nor out of range.
-* A value ``v`` is in range when ``low <= v <= high`` (bounds included); +-inf is
-  a value, and out of range.
+* A value is *missing* when it is null, NaN or +-inf; missing values are counted but
+  are neither in nor out of range. ``apply`` passes non-finite inputs through
+  unchanged (they are left out of the statistics too), so they say nothing about the
+  transform; the validators hand them to Great Expectations as missing (NaN / null).
+* A value ``v`` is in range when ``low <= v <= high`` (bounds included).
 * Conformity is ``in_range / values`` over the non-missing values; ``None`` when a
   feature has no non-missing value.
 """
@@ -34,7 +35,7 @@ from normcore.errors import InputError
 @dataclass(slots=True)
 class FeatureConformity:
     """Counts of one feature: non-missing ``values``, those ``in_range``, ``missing``
-    (null or NaN), and the observed ``min`` / ``max`` of the non-missing values."""
+    (null, NaN or +-inf), and the observed ``min`` / ``max`` of the non-missing values."""
 
     values: int = 0
     in_range: int = 0
@@ -187,7 +188,7 @@ def _numeric(column: pa.Array | pa.ChunkedArray, name: str) -> pa.Array | pa.Chu
 
 
 def _count(values: np.ndarray, low: float, high: float) -> FeatureConformity:
-    present = values[~np.isnan(values)]
+    present = values[np.isfinite(values)]
     if present.size == 0:
         return FeatureConformity(missing=values.size)
     inside = int(np.count_nonzero((present >= low) & (present <= high)))

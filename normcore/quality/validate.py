@@ -17,8 +17,9 @@ Great Expectations:
 * **spark**: Great Expectations' Spark data source evaluates every check on every
   row of a Spark DataFrame (``pipelines.spark.session.get_session``).
 
-Both engines count NaN as missing, as pandas does: the Spark reader turns NaN in
-feature columns into nulls so that verdicts agree.
+Both engines count non-finite feature values (NaN, +-inf) as missing, as pandas does
+NaN: ``apply`` passes them through unchanged, so they are neither in nor out of range.
+The pandas frames get NaN in their place, the Spark reader nulls, so verdicts agree.
 """
 
 from __future__ import annotations
@@ -264,7 +265,9 @@ def _validate_local(request: ValidationRequest) -> ValidationOutcome:
         counts = combiner.add_batch(combiner.create_accumulator(), table)
         evaluated_on = f"every row ({rows}), pandas"
         run = SuiteRun(plan)
-        run.evaluate(arrow_to_pandas(table), "pandas", list(range(len(plan.checks))), evaluated_on)
+        run.evaluate(
+            _features_frame(table, artifact.feature_names), "pandas", list(range(len(plan.checks))), evaluated_on
+        )
     else:
         counts, observed_checksums, sample = _stream(output, columns, present, combiner, rows, request)
         evaluated_on = (
@@ -306,7 +309,7 @@ def _stream(
             pieces.append(batch.select(request.artifact.feature_names).take(pa.array(chosen[lo:hi] - offset)))
         offset += batch.num_rows
     sample = pa.Table.from_batches(pieces) if pieces else None
-    frame = arrow_to_pandas(sample) if sample is not None else None
+    frame = _features_frame(sample, request.artifact.feature_names) if sample is not None else None
     return counts, {name: combine_checksums(values) for name, values in partial.items()}, frame
 
 
@@ -368,14 +371,24 @@ def read_spark(spark: Any, source: InputSource) -> Any:
     return spark.read.parquet(*source.files)
 
 
-def _nan_as_null(frame: Any, columns: Iterable[str]) -> Any:
+def _non_finite_as_null(frame: Any, columns: Iterable[str]) -> Any:
     from pyspark.sql import functions as F
     from pyspark.sql.types import DoubleType, FloatType
 
     kinds = {f.name: f.dataType for f in frame.schema.fields}
     for name in columns:
         if isinstance(kinds[name], (DoubleType, FloatType)):
-            frame = frame.withColumn(name, F.when(F.isnan(name), None).otherwise(F.col(name)))
+            non_finite = F.isnan(name) | F.col(name).isin(math.inf, -math.inf)
+            frame = frame.withColumn(name, F.when(non_finite, None).otherwise(F.col(name)))
+    return frame
+
+
+def _features_frame(table: pa.Table, features: Iterable[str]) -> Any:
+    """``table`` as pandas for Great Expectations, with +-inf in feature columns as NaN."""
+    frame = arrow_to_pandas(table)
+    for name in features:
+        if name in frame.columns and frame[name].dtype.kind == "f":
+            frame[name] = frame[name].where(np.isfinite(frame[name]))
     return frame
 
 
@@ -389,7 +402,7 @@ def _validate_spark(request: ValidationRequest) -> ValidationOutcome:
     artifact, settings = request.artifact, request.settings
     spark = get_session(request.spark.master, request.spark.conf)
     output = open_input(request.input)
-    frame = _nan_as_null(read_spark(spark, output), artifact.feature_names)
+    frame = _non_finite_as_null(read_spark(spark, output), artifact.feature_names)
     source = open_source(request.source) if request.source is not None else None
     passthrough = _passthrough(artifact, source)
     checksums = None
@@ -507,7 +520,7 @@ def _detail(check: Any, result: Any) -> str:
             f"{values - in_range} outside; mostly {kwargs['mostly']:g}"
         )
     if kind == "ExpectColumnValuesToNotBeNull":
-        return f"{details.get('unexpected_count')} null or NaN values"
+        return f"{details.get('unexpected_count')} null, NaN or inf values"
     if kind == "ExpectTableRowCountToEqual":
         return f"{details.get('observed_value')} rows, expected {kwargs['value']}"
     if kind in ("ExpectColumnMeanToBeBetween", "ExpectColumnStdevToBeBetween"):

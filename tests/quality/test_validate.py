@@ -97,7 +97,16 @@ def _alter_passthrough(table: pa.Table) -> pa.Table:
     return table.set_column(table.schema.get_field_index("category"), "category", pa.array(category))
 
 
+def _inject_infinity(table: pa.Table) -> pa.Table:
+    # score had no null, NaN or inf at fit: an infinity in its output is flagged (not as
+    # out of range: non-finite values are missing, as apply passes them through).
+    values = table.column("score").to_numpy(zero_copy_only=False).copy()
+    values[42] = np.inf
+    return table.set_column(table.schema.get_field_index("score"), "score", pa.array(values))
+
+
 TAMPERING: dict[str, tuple[Callable[[pa.Table], pa.Table], str, str]] = {
+    "infinity in a column that had none": (_inject_infinity, "score", "expect_column_values_to_not_be_null"),
     "values out of range": (_push_out_of_range, "rate", "expect_column_values_to_be_between"),
     "rows dropped": (_drop_rows, "(table)", "expect_table_row_count_to_equal"),
     "pass-through altered": (_alter_passthrough, "category", "expect_column_checksum_to_equal"),
