@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--files", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--precision-rows", type=int, default=2_000_000)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--results", default=str(ROOT / "bench" / "results" / "spark"))

@@ -3,7 +3,7 @@
 Each task folds its rows into :class:`~normcore.stats.StatsAccumulator` objects with the
 shared combiner (``create_accumulator`` / ``add_batch``), one per key value with a key,
 and emits them as JSON (:meth:`StatsAccumulator.to_dict`). The states are merged with
-``merge_accumulators``: by ``treeReduce`` (on the executors, then the driver) without a
+``merge_accumulators``: by ``treeAggregate`` (on the executors, then the driver) without a
 key, by ``reduceByKey`` with one. Nothing here computes a statistic.
 
 Two sources of rows:
@@ -93,7 +93,7 @@ def _merge_encoded(requests: Sequence[ColumnRequest], left: str, right: str) -> 
 def merge_states(states: RDD, plan: FitPlan) -> tuple[StatsAccumulator, KeyedStates | None]:
     """Merge ``(key, state)`` pairs into the global accumulator (and the keyed ones).
 
-    Without a key the states meet in a ``treeReduce`` (depth 2: executors merge groups
+    Without a key the states meet in a ``treeAggregate`` (depth 2: executors merge groups
     of partitions, the driver the groups); with a key, in ``reduceByKey``.
 
     Returns
