@@ -364,13 +364,6 @@ def _map_result(rows: int, missing: int, unexpected: int) -> dict[str, Any]:
 # -- spark engine ---------------------------------------------------------------------------------
 
 
-def read_spark(spark: Any, source: InputSource) -> Any:
-    """A Spark DataFrame of a resolved input (Parquet files, or CSV with a header)."""
-    if source.format == "csv":
-        return spark.read.option("header", True).option("inferSchema", True).csv(list(source.files))
-    return spark.read.parquet(*source.files)
-
-
 def _non_finite_as_null(frame: Any, columns: Iterable[str]) -> Any:
     from pyspark.sql import functions as F
     from pyspark.sql.types import DoubleType, FloatType
@@ -397,17 +390,18 @@ def _validate_spark(request: ValidationRequest) -> ValidationOutcome:
 
     from normcore.quality.checksum import spark_checksum
     from normcore.quality.expectations import SuiteRun
+    from pipelines.spark.frames import read_frame
     from pipelines.spark.session import get_session
 
     artifact, settings = request.artifact, request.settings
     spark = get_session(request.spark.master, request.spark.conf)
     output = open_input(request.input)
-    frame = _non_finite_as_null(read_spark(spark, output), artifact.feature_names)
+    frame = _non_finite_as_null(read_frame(spark, output), artifact.feature_names)
     source = open_source(request.source) if request.source is not None else None
     passthrough = _passthrough(artifact, source)
     checksums = None
     if source is not None:
-        original = read_spark(spark, source)
+        original = read_frame(spark, source)
         kinds = {f.name: f.dataType for f in frame.schema.fields}
         aligned = [F.col(n).cast(kinds[n]).alias(n) if n in kinds else F.col(n) for n in passthrough]
         totals = (

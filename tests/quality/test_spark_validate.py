@@ -62,3 +62,23 @@ def test_pandas_and_spark_agree(spark, fitted, tmp_path, capsys, tamper):
         assert failed == sorted(expected + checksums)
     else:
         assert failed == []
+
+
+def test_spark_validation_reads_sources_whose_files_differ_in_integer_width(spark, tmp_path, capsys):
+    import numpy as np
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    rng = np.random.default_rng(5)
+    for index, width in enumerate((pa.int32(), pa.int64())):
+        table = pa.table({"x": rng.normal(0, 1, 300), "shop": pa.array(rng.integers(0, 9, 300), width)})
+        pq.write_table(table, raw / f"part-{index}.parquet")
+    artifact, output = tmp_path / "a.json", tmp_path / "out"
+    assert main(["fit", str(raw), "--artifact", str(artifact), "--features", "x"]) == 0
+    assert main(["apply", str(raw), "--artifact", str(artifact), "--output", str(output)]) == 0
+    argv = ["validate", str(output), "--artifact", str(artifact), "--source", str(raw), "--engine", "spark"]
+    assert main([*argv, "--report", str(tmp_path / "report")]) == 0
+    verdicts, kpi = _verdicts(tmp_path / "report")
+    assert verdicts[("shop", "expect_column_checksum_to_equal")] is True
+    assert kpi["rows"] == 600
+    capsys.readouterr()
