@@ -7,6 +7,8 @@ bug and keeps its traceback.
 
 from __future__ import annotations
 
+import re
+
 
 class NormcoreError(Exception):
     """Bad input, configuration or usage; the message names what was wrong."""
@@ -26,3 +28,24 @@ class ArtifactError(NormcoreError):
 
 class CheckFailed(Exception):
     """A data-quality or drift check ran and found the data not conforming (exit 1)."""
+
+
+#: ``normcore.errors.InputError: message`` as a worker's traceback prints it.
+_REMOTE_ERROR = re.compile(r"normcore\.errors\.(\w+): (.+)")
+
+
+def error_from_traceback(text: str) -> NormcoreError | None:
+    """The last normcore error named in a remote worker's traceback ``text``, rebuilt.
+
+    Beam runners and Spark report a failed worker as the text of its traceback; this
+    turns ``normcore.errors.InputError: column 'x' ...`` back into that exception so
+    the CLI prints one ``error:`` line and exits 2. Returns None if there is none.
+    """
+    found = _REMOTE_ERROR.findall(text)
+    if not found:
+        return None
+    name, message = found[-1]
+    error_type = globals().get(name)
+    if not (isinstance(error_type, type) and issubclass(error_type, NormcoreError)):
+        return None
+    return error_type(message.strip())

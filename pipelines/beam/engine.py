@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import shutil
 import tempfile
 import uuid
@@ -31,11 +30,10 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
-from normcore import errors
 from normcore.apply import ApplyCounts, BatchNormalizer
 from normcore.artifact import Artifact, parse_artifact
 from normcore.config import JobConfig
-from normcore.errors import ConfigError, InputError, NormcoreError
+from normcore.errors import ConfigError, InputError, NormcoreError, error_from_traceback
 from normcore.io import InputSource
 from normcore.plan import FitPlan
 from normcore.stats import StatsAccumulator
@@ -211,26 +209,10 @@ def run_pipeline(pipeline: beam.Pipeline) -> None:
     except NormcoreError as exc:
         raise type(exc)(_first_line(str(exc))) from None
     except Exception as exc:
-        remote = _remote_normcore_error(str(exc))
+        remote = error_from_traceback(str(exc))
         if remote is None:
             raise
-        raise remote from None
-
-
-#: ``normcore.errors.InputError: message`` as a worker's traceback prints it.
-_REMOTE_ERROR = re.compile(r"normcore\.errors\.(\w+): (.+)")
-
-
-def _remote_normcore_error(message: str) -> NormcoreError | None:
-    """The last normcore error named in a worker traceback, rebuilt; None if there is none."""
-    matches = _REMOTE_ERROR.findall(message)
-    if not matches:
-        return None
-    name, text = matches[-1]
-    error_type = getattr(errors, name, None)
-    if not (isinstance(error_type, type) and issubclass(error_type, NormcoreError)):
-        return None
-    return error_type(_first_line(text))
+        raise type(remote)(_first_line(str(remote))) from None
 
 
 def _first_line(message: str) -> str:

@@ -20,11 +20,10 @@ import pyarrow.dataset as ds
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 
-from normcore import errors
 from normcore.apply import ApplyCounts
 from normcore.artifact import Artifact
 from normcore.config import JobConfig
-from normcore.errors import InputError, NormcoreError
+from normcore.errors import InputError, error_from_traceback
 from normcore.fitting import build_artifact
 from normcore.io import InputSource
 from normcore.plan import FitPlan
@@ -33,8 +32,6 @@ from pipelines.spark.frames import read_frame
 from pipelines.spark.session import get_session
 from pipelines.spark.stats import file_states, merge_states
 
-#: How a normcore error raised in a Python worker appears in the driver's exception.
-_REMOTE_ERROR = re.compile(r"normcore\.errors\.(\w+): (.+)")
 #: Spark's report of a file its reader cannot decode, and the root cause.
 _UNREADABLE = re.compile(r"\[FAILED_READ_FILE[.\w]*\] Encountered error while reading file (?:file://)?(\S+?)\.?\s")
 _CAUSE = re.compile(r"Caused by: [\w.$]+: (.+)")
@@ -53,10 +50,9 @@ def user_errors() -> Iterator[None]:
         yield
     except (Py4JJavaError, PySparkException) as exc:
         text = str(exc)
-        found = _REMOTE_ERROR.findall(text)
-        error = getattr(errors, found[-1][0], None) if found else None
-        if isinstance(error, type) and issubclass(error, NormcoreError):
-            raise error(found[-1][1]) from None
+        remote = error_from_traceback(text)
+        if remote is not None:
+            raise remote from None
         unreadable = _UNREADABLE.search(text)
         if unreadable:
             causes = _CAUSE.findall(text)

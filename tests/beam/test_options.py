@@ -113,10 +113,11 @@ def test_temp_location_carries_results_and_is_cleaned(data_dir: Path, tmp_path: 
     ],
 )
 def test_worker_tracebacks_map_back_to_normcore_errors(text: str, expected) -> None:
-    from pipelines.beam.engine import _remote_normcore_error
+    from normcore.errors import error_from_traceback
+    from pipelines.beam.engine import _first_line
 
-    error = _remote_normcore_error(text)
+    error = error_from_traceback(text)
     if expected is None:
         assert error is None
     else:
-        assert (type(error).__name__, str(error)) == expected
+        assert (type(error).__name__, _first_line(str(error))) == expected
