@@ -208,11 +208,33 @@ def _apply(job: JobConfig, artifact, argv: list[str], inverse: bool):
     engine = get_engine(job.engine)
     source = open_input(job.input)
     BatchNormalizer(artifact).check_schema(source.schema, source.path)
-    if source.format == "parquet" and source.count_rows() == 0:
-        raise InputError(f"input '{source.path}' has no rows")
+    _check_not_empty(source)
     with atomic_output_dir(job.output, job.overwrite) as staging:
         counts = engine.apply(job, artifact, source, staging, inverse=inverse, argv=argv)
     return counts
+
+
+def _check_not_empty(source) -> None:
+    if source.format == "parquet" and source.count_rows() == 0:
+        raise InputError(f"input '{source.path}' has no rows")
+
+
+def _fit_and_apply(job: JobConfig, argv: list[str]):
+    """Fit, then apply to the same input: in one pipeline where the engine has ``run``."""
+    from normcore.engines import get_engine
+    from normcore.io import atomic_output_dir, open_input
+    from normcore.plan import resolve_plan
+
+    engine = get_engine(job.engine)
+    if not hasattr(engine, "run"):
+        artifact = _fit(job, argv)
+        return artifact, _apply(job, artifact, argv, inverse=False)
+    source = open_input(job.input)
+    plan = resolve_plan(job, source.schema, source.path)
+    _check_not_empty(source)
+    with atomic_output_dir(job.output, job.overwrite) as staging:
+        artifact, counts = engine.run(job, plan, source, staging, argv=argv)
+    return artifact, counts
 
 
 def _print_apply_summary(output: str, counts) -> None:
@@ -268,8 +290,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     check_output_dir(output, job.overwrite)
     report = args.report or job.validation.report or f"{output.rstrip('/')}-validation"
     check_report_dir(report, REPORT_FILE)
-    artifact = _fit(job, argv)
-    counts = _apply(job, artifact, argv, inverse=False)
+    artifact, counts = _fit_and_apply(job, argv)
     artifact.save(artifact_path)
     engine = "spark" if job.engine == "spark" else "local"
     request = ValidationRequest(

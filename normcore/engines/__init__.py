@@ -4,7 +4,10 @@
 ``apply(job, artifact, source, output_dir, *, inverse=False, argv=()) -> ApplyCounts``.
 ``output_dir`` is a fresh staging directory that the caller renames into place on
 success; ``argv`` carries engine options the CLI did not parse itself (Beam
-pipeline options). Engine modules are imported only when used, so the CLI does
+pipeline options). An engine may also offer
+``run(job, plan, source, output_dir, *, argv=()) -> (Artifact, ApplyCounts)``, fit and
+apply in one job (Beam: one pipeline, the artifact as a side input); ``normcore run``
+uses it when present. Engine modules are imported only when used, so the CLI does
 not load Beam or Spark for a local job.
 """
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shutil
 import tempfile
 import uuid
@@ -205,7 +206,8 @@ def run_pipeline(pipeline: beam.Pipeline) -> None:
     the CLI prints one ``error:`` line and exits with 2.
     """
     try:
-        pipeline.run().wait_until_finish()
+        with _user_errors_unlogged():
+            pipeline.run().wait_until_finish()
     except NormcoreError as exc:
         raise type(exc)(_first_line(str(exc))) from None
     except Exception as exc:
@@ -213,6 +215,26 @@ def run_pipeline(pipeline: beam.Pipeline) -> None:
         if remote is None:
             raise
         raise type(remote)(_first_line(str(remote))) from None
+
+
+class _DropNormcoreErrors(logging.Filter):
+    """Drops log records that carry a normcore error (bad input, reported by the CLI)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], NormcoreError))
+
+
+@contextlib.contextmanager
+def _user_errors_unlogged() -> Iterator[None]:
+    # Beam's DoFnRunner logs an exception raised in a step, with its traceback, before
+    # re-raising it; bad input must reach the user as one ``error:`` line only.
+    runner_logger = logging.getLogger("apache_beam.runners.common")
+    guard = _DropNormcoreErrors()
+    runner_logger.addFilter(guard)
+    try:
+        yield
+    finally:
+        runner_logger.removeFilter(guard)
 
 
 def _first_line(message: str) -> str:
