@@ -46,6 +46,9 @@ class MomentsState:
       ``CombineFn`` contract: the first accumulator may be mutated).
     * An empty state is an identity for ``merge``.
     * Merging is associative and commutative up to rounding (a few ulps).
+    * Accuracy: the variance to a few ulps relative; the mean to a few ulps of
+      ``max(|mean|, std)`` (a mean that cancels to nearly zero is accurate relative to
+      the spread, as with any floating-point summation).
     * Integer inputs are converted to float64 first; integers beyond 2**53 are
       rounded by that conversion.
     """
