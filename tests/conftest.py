@@ -8,8 +8,14 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from core_support import write_parts
+from hypothesis import settings
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+# Property tests explore the same examples on every run: CI stays reproducible, and a
+# failure found once is found again.
+settings.register_profile("normcore", derandomize=True, deadline=None, database=None)
+settings.load_profile("normcore")
 
 
 @pytest.fixture(scope="session")
