@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test chromium lint bench bench-quality
+.PHONY: help setup run test chromium lint bench bench-core bench-quality
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -40,7 +40,9 @@ chromium: ## install chromium (apt) when missing, for the HTML report test
 lint: setup ## ruff
 	$(VENV)/bin/ruff check normcore pipelines tests bench
 
-bench: setup ## run the benchmarks (figures go to BENCHMARKS.md by hand)
+bench: bench-core bench-beam bench-spark bench-quality ## every benchmark but tft's (figures go to BENCHMARKS.md by hand)
+
+bench-core: setup ## stats kernel vs NumPy; local engine fit / apply of 20M rows with peak RSS (issue 2)
 	$(PY) bench/bench_stats_kernel.py
 	$(PY) bench/bench_local_engine.py
 

@@ -83,10 +83,8 @@ def main() -> None:
     for step in ("fit", "apply"):
         r = report[step]
         print(
-        print(
             f"  {step:<6} {r['seconds']:7.1f} s  {r['rows_per_second'] / 1e6:5.2f} M rows/s"
             f"  peak RSS {r['peak_rss_mib']:6.0f} MiB"
-        )
         )
     out = ROOT / "bench" / "results" / "local_engine.json"
     out.parent.mkdir(exist_ok=True)
