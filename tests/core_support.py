@@ -27,3 +27,18 @@ def write_parts(table: pa.Table, directory: Path, files: int) -> Path:
         part = table.slice(bounds[index], bounds[index + 1] - bounds[index])
         pq.write_table(part, directory / f"part-{index:05d}.parquet")
     return directory
+
+
+def assert_within_ulps(actual, expected, ulps: int) -> None:
+    """``actual`` equals ``expected`` (another library's float64 output) within ``ulps`` units in
+    the last place of the larger magnitude; NaN, +-inf and exact zeros must coincide."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape
+    special = ~np.isfinite(expected) | (expected == 0)
+    np.testing.assert_array_equal(actual[special], expected[special])
+    finite = ~special
+    spacing = np.spacing(np.maximum(np.abs(actual[finite]), np.abs(expected[finite])))
+    distance = np.abs(actual[finite] - expected[finite]) / spacing
+    worst = float(distance.max()) if distance.size else 0.0
+    assert worst <= ulps, f"{worst:g} ulps apart (allowed {ulps})"

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtr, ndtri
 
 from normcore.errors import ArtifactError
+from normcore.transforms.ops import NUMPY_OPS, ndtr, ndtri
 
 #: scikit-learn's ``BOUNDS_THRESHOLD`` for the quantile transform.
 BOUNDS_THRESHOLD = 1e-7
@@ -129,7 +129,8 @@ class QuantileTransform:
         mapped[at_low] = 0.0
         if self.output == "normal":
             low, high = normal_clip_bounds()
-            mapped = np.clip(ndtri(mapped), low, high)
+            with np.errstate(all="ignore"):
+                mapped = np.clip(ndtri(mapped, NUMPY_OPS), low, high)
         y = x.copy()
         y[finite] = mapped
         return y
@@ -142,7 +143,8 @@ class QuantileTransform:
         finite = np.isfinite(y)
         ranks = y[finite]
         if self.output == "normal":
-            ranks = ndtr(ranks)
+            with np.errstate(all="ignore"):
+                ranks = ndtr(ranks, NUMPY_OPS)
             at_low = ranks - BOUNDS_THRESHOLD < 0.0
             at_high = ranks + BOUNDS_THRESHOLD > 1.0
         else:
@@ -171,7 +173,8 @@ FittedTransform = LinearTransform | QuantileTransform
 def normal_clip_bounds() -> tuple[float, float]:
     """scikit-learn's clip bounds for ``output="normal"``."""
     margin = BOUNDS_THRESHOLD - np.spacing(1)
-    return float(ndtri(margin)), float(ndtri(1 - margin))
+    bounds = ndtri(np.array([margin, 1 - margin]), NUMPY_OPS)
+    return float(bounds[0]), float(bounds[1])
 
 
 def transform_from_dict(entry: Mapping[str, Any]) -> FittedTransform:

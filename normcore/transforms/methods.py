@@ -26,10 +26,10 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy.special import ndtri
 
 from normcore.stats import DEFAULT_SKETCH_K, MomentsState, QuantileSketch
 from normcore.transforms.fitted import FittedTransform, LinearTransform, QuantileTransform
+from normcore.transforms.ops import NUMPY_OPS, ndtri
 
 
 class MethodParams(BaseModel):
@@ -171,7 +171,8 @@ def _fit_robust(moments: MomentsState, sketch: QuantileSketch | None, p: RobustP
     if p.with_scaling:
         scale, constant = _positive_or_one(float(q_high - q_low))
         if p.unit_variance and not constant:
-            scale /= float(ndtri(high / 100.0) - ndtri(low / 100.0))
+            normal_low, normal_high = ndtri(np.array([low, high]) / 100.0, NUMPY_OPS)
+            scale /= float(normal_high - normal_low)
     details = {"rank_error": sketch.rank_error}
     return Fit(LinearTransform("robust", shift, scale), constant, details)
 

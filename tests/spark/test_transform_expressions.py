@@ -1,13 +1,15 @@
 """The engine-generic formulas (normcore.transforms.expressions) against the NumPy reference.
 
-Evaluated with the NumPy adapter, every formula must give the reference's bits: this
-is what the Spark Column expressions are built from.
+Evaluated with the NumPy adapter, every formula must give the reference's bits (both are
+normcore's): this is what the Spark Column expressions are built from. The normal
+distribution functions are compared with SciPy's within a stated number of ulps.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from core_support import assert_within_ulps
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import ndtr as scipy_ndtr
@@ -107,11 +109,16 @@ def test_quantile_matches_reference_on_any_ties(grid: list[int], values: list[fl
     assert _same(transform.forward(probes), _evaluate(forward_expression, transform, probes))
 
 
+#: SciPy's ndtri / ndtr and ours (the same Cephes algorithm, evaluated in another order)
+#: differ by up to 4 ulps (measured: 4 for ndtri, 3 for ndtr on 200,000 points).
+SCIPY_ULPS = 8
+
+
 def test_ndtri_and_ndtr_match_scipy() -> None:
     probabilities = np.concatenate(
         [RNG.random(20000), [0.0, 1.0, 1e-300, 1e-20, 1e-7, 1 - 1e-7, 0.5, np.exp(-2), 1 - np.exp(-2), np.exp(-32)]]
     )
     with np.errstate(all="ignore"):
-        assert _same(scipy_ndtri(probabilities), ndtri(probabilities, NUMPY_OPS))
+        assert_within_ulps(ndtri(probabilities, NUMPY_OPS), scipy_ndtri(probabilities), SCIPY_ULPS)
         points = np.concatenate([RNG.normal(0.0, 3.0, 20000), np.linspace(-40.0, 40.0, 2001)])
-        assert _same(scipy_ndtr(points), ndtr(points, NUMPY_OPS))
+        assert_within_ulps(ndtr(points, NUMPY_OPS), scipy_ndtr(points), SCIPY_ULPS)
