@@ -4,24 +4,31 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# The CPU wheel of torch lies on local disk; installing it first keeps the
+# The CPU wheel of torch lies on local disk; installing it by this pin keeps the
 # `torch>=2.3` range of the [torch] extra from pulling a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
+# Every other dependency comes from this lock (exact versions and hashes): a fresh clone
+# on any day installs what was tested. `make lock` refreshes it on purpose.
+LOCK := locks/requirements.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test chromium lint bench bench-core bench-quality
+.PHONY: help setup lock run test chromium lint bench bench-core bench-quality
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH_PIN)
-	$(PY) -m pip install -q -e '.[torch,test,dev]'
+	$(PY) -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install -q --no-deps $(TORCH_PIN)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv (if missing) and install normcore with every extra
+setup: $(STAMP) ## create .venv (if missing) and install normcore with every extra, from the lock
+
+lock: ## refresh locks/requirements.txt within pyproject.toml's ranges (then review and `make test`)
+	TORCH_PIN=$(TORCH_PIN) PYTHON=$(PYTHON) locks/refresh.sh
 
 run: setup ## fit + apply + validate the bundled job on sample data; ends with where the artifact, output and report went
 	$(PY) -m normcore.sample data/sample --rows 200000 --files 4
