@@ -11,8 +11,9 @@ Layout (version 1)::
          "dtype": "double",
          "stats": {"count", "null_count", "nan_count", "inf_count", "mean",
                    "var" (ddof 0), "std" (ddof 0), "min", "max", "max_abs",
-                   "quantiles": {"sketch": "kll_doubles", "k", "n",
-                                 "normalized_rank_error", "data" (base64),
+                   "quantiles": {"sketch": "normcore_kll", "k", "n",
+                                 "normalized_rank_error", "min", "max",
+                                 "compactions", "levels", "data" (base64),
                                  "percentiles": {"1": ..., "50": ..., ...}}  # optional
          },
          "transform": {"method": "zscore", "params": {...}, "kind": "linear",

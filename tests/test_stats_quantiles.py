@@ -37,6 +37,72 @@ def test_estimating_sketch_is_within_its_rank_error_and_keeps_exact_extremes() -
     assert estimates[0] == ordered[0] and estimates[-1] == ordered[-1]
 
 
+@pytest.mark.parametrize("batches", [1, 16, 5_000])
+@pytest.mark.parametrize("kind", ["normal", "cauchy", "sorted", "reversed", "ties"])
+def test_rank_error_holds_for_any_batching(kind: str, batches: int) -> None:
+    rng = np.random.default_rng(5)
+    values = {
+        "normal": rng.normal(0, 1, 400_000),
+        "cauchy": rng.standard_cauchy(400_000),
+        "sorted": np.arange(400_000.0),
+        "reversed": np.arange(400_000.0)[::-1].copy(),
+        "ties": np.round(rng.normal(0, 1, 400_000), 1),
+    }[kind]
+    sketch = QuantileSketch()
+    for chunk in np.array_split(values, batches):
+        sketch.add_values(chunk)
+    ordered = np.sort(values)
+    percents = np.linspace(0, 100, 2001)
+    estimates = sketch.percentiles(percents)
+    # The rank interval each estimate occupies (ties span several ranks).
+    low = np.searchsorted(ordered, estimates, side="left") / ordered.size
+    high = np.searchsorted(ordered, estimates, side="right") / ordered.size
+    target = percents / 100
+    worst = np.maximum(0.0, np.maximum(low - target, target - high)).max()
+    assert 0 < sketch.rank_error < 0.0015
+    assert worst <= sketch.rank_error + 1 / ordered.size
+
+
+def test_same_updates_give_the_same_sketch_bit_for_bit() -> None:
+    rng = np.random.default_rng(9)
+    chunks = np.array_split(rng.lognormal(0, 2, 300_000), 23)
+
+    def build() -> dict:
+        left, right = QuantileSketch(), QuantileSketch()
+        for index, chunk in enumerate(chunks):
+            (left if index % 2 else right).add_values(chunk)
+        return left.merge(right).to_dict()
+
+    first, second = build(), build()
+    assert first["compactions"] > 0
+    assert first == second
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("sketch", "kll_doubles", "sketch"),
+        ("k", 3, "k must be"),
+        ("n", -1, "n:"),
+        ("levels", "x", "levels"),
+        ("data", "@@", "data"),
+        ("min", float("nan"), "min"),
+    ],
+)
+def test_inconsistent_state_is_refused_naming_the_field(field: str, value, message: str) -> None:
+    state = QuantileSketch(64).add_values(np.arange(1000.0)).to_dict()
+    state[field] = value
+    with pytest.raises(ValueError, match=message):
+        QuantileSketch.from_dict(state)
+
+
+def test_weights_must_add_up_to_the_count() -> None:
+    state = QuantileSketch(64).add_values(np.arange(1000.0)).to_dict()
+    state["n"] += 1
+    with pytest.raises(ValueError, match="weights"):
+        QuantileSketch.from_dict(state)
+
+
 def test_sketch_round_trips_through_pickle_and_dict() -> None:
     sketch = QuantileSketch(256).add_values(np.arange(10_000.0))
     for restored in (pickle.loads(pickle.dumps(sketch)), QuantileSketch.from_dict(sketch.to_dict())):
