@@ -67,7 +67,10 @@ FORWARD_MAX_BLOCK = 32768
 BACKWARD_MAX_BLOCK = 8192
 #: Elements a forward / backward program aims to hold when rows are short.
 FORWARD_TILE = 4096
-BACKWARD_TILE = 4096
+BACKWARD_TILE = 2048
+#: Elements per thread a forward / backward block aims at (sets num_warps, up to 32).
+FORWARD_PER_THREAD = 16
+BACKWARD_PER_THREAD = 8
 #: Columns per program of the partial-sum kernel.
 SUM_BLOCK = 1024
 #: Row programs of the backward grid under the Triton interpreter (no SM count on a CPU).
@@ -140,9 +143,9 @@ def forward_launch(m: int, n: int) -> ForwardLaunch:
     block = triton.next_power_of_2(n)
     max_block = _capped(FORWARD_MAX_BLOCK)
     if block > max_block:
-        return ForwardLaunch(True, 1, max_block, _warps(max_block, 16), m)
+        return ForwardLaunch(True, 1, max_block, _warps(max_block, FORWARD_PER_THREAD), m)
     rows = _rows_per_tile(block, FORWARD_TILE, m)
-    return ForwardLaunch(False, rows, block, _warps(rows * block, 16), triton.cdiv(m, rows))
+    return ForwardLaunch(False, rows, block, _warps(rows * block, FORWARD_PER_THREAD), triton.cdiv(m, rows))
 
 
 def backward_launch(m: int, n: int, sm_count: int | None) -> BackwardLaunch:
@@ -158,7 +161,7 @@ def backward_launch(m: int, n: int, sm_count: int | None) -> BackwardLaunch:
         block, rows, column_blocks = max_block, 1, triton.cdiv(n, max_block)
     else:
         rows, column_blocks = _rows_per_tile(block, BACKWARD_TILE, m), 1
-    num_warps = _warps(rows * block, 16)
+    num_warps = _warps(rows * block, BACKWARD_PER_THREAD)
     target = INTERPRETER_PROGRAMS if sm_count is None else sm_count * max(1, 32 // num_warps)
     programs, rows_per_program = partition_rows(m, rows, triton.cdiv(target, column_blocks))
     return BackwardLaunch(split, rows, block, num_warps, column_blocks, programs, rows_per_program)
