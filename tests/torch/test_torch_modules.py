@@ -123,7 +123,11 @@ def test_make_norm_weight_wraps_the_module():
     wrapped = make_norm("weight", 16, module=linear)
     assert wrapped is linear
     assert nn.utils.parametrize.is_parametrized(wrapped, "weight")
-    assert set(dict(wrapped.named_parameters())) == {"bias", "parametrizations.weight.original0", "parametrizations.weight.original1"}
+    assert set(dict(wrapped.named_parameters())) == {
+        "bias",
+        "parametrizations.weight.original0",
+        "parametrizations.weight.original1",
+    }
     make_norm("weight", module=nn.Linear(8, 4))  # num_features is optional
 
 
