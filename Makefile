@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test chromium lint bench bench-core bench-quality
+.PHONY: help setup run test chromium lint bench bench-core bench-quality bench-gpu
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -72,3 +72,7 @@ bench-tft: setup $(TFT_VENV)/.installed ## Beam benchmark side by side with tft 
 
 bench-spark: setup ## Spark engine benchmark: fit + apply + write of 2M rows vs MLlib and native SQL (figures go to BENCHMARKS.md by hand)
 	$(PY) bench/bench_spark.py
+
+# LayerNorm / RMSNorm kernels (issue 10): needs a CUDA GPU; elsewhere it prints that it skipped.
+bench-gpu: setup ## LayerNorm / RMSNorm kernels vs torch and Liger: GB/s and % of peak bandwidth (CUDA GPU)
+	$(PY) bench/layernorm_gpu.py
