@@ -281,6 +281,8 @@ def sum_partials_kernel(PARTIAL, OUT, P, N, BLOCK_N: tl.constexpr):
     cols = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask = cols < N
     total = tl.zeros((BLOCK_N,), tl.float32)
-    for p in range(0, P):
-        total += tl.load(PARTIAL + p * N + cols, mask=mask, other=0.0)
+    row = PARTIAL + cols
+    for _ in range(0, P):
+        total += tl.load(row, mask=mask, other=0.0)
+        row += N
     tl.store(OUT + cols, total.to(OUT.dtype.element_ty), mask=mask)

@@ -187,6 +187,10 @@ def _row_view(t: torch.Tensor) -> torch.Tensor:
     return t if t.stride(-1) == 1 else t.contiguous()
 
 
+def _contiguous(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.contiguous()
+
+
 def _empty(reference: torch.Tensor) -> torch.Tensor:
     return reference.new_empty((0,), dtype=torch.float32)
 
@@ -209,6 +213,7 @@ def norm_forward(
     """
     m, n = x.shape
     x = _row_view(x)
+    weight, bias = _contiguous(weight), _contiguous(bias)
     y = x.new_empty((m, n), dtype=out_dtype)
     rstd = x.new_empty((m,), dtype=torch.float32)
     mean = _empty(x) if rms else x.new_empty((m,), dtype=torch.float32)
@@ -260,6 +265,7 @@ def norm_backward(
     m, n = h.shape
     dy = _row_view(dy)
     h = _row_view(h)
+    weight = _contiguous(weight)
     dx = h.new_empty((m, n))
     on_gpu = h.device.type == "cuda" and not interpreted()
     launch = backward_launch(m, n, _sm_count(h.device) if on_gpu else None)
