@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from normcore.torch import functional as F
-from normcore.torch.functional import check_backend
 
 
 class LayerNorm(nn.LayerNorm):
@@ -53,7 +52,7 @@ class LayerNorm(nn.LayerNorm):
     ) -> None:
         factory_kwargs = {"device": device, "dtype": dtype}
         super().__init__(normalized_shape, eps, elementwise_affine, bias, **factory_kwargs)
-        self.backend = check_backend(backend)
+        self.backend = F.check_backend(backend)
 
     def forward(
         self, input: torch.Tensor, residual: torch.Tensor | None = None, residual_dtype: torch.dtype | None = None
@@ -100,7 +99,7 @@ class RMSNorm(nn.RMSNorm):
     ) -> None:
         factory_kwargs = {"device": device, "dtype": dtype}
         super().__init__(normalized_shape, eps, elementwise_affine, **factory_kwargs)
-        self.backend = check_backend(backend)
+        self.backend = F.check_backend(backend)
 
     def forward(
         self, input: torch.Tensor, residual: torch.Tensor | None = None, residual_dtype: torch.dtype | None = None
