@@ -78,11 +78,39 @@ def test_low_precision_input_with_float32_parameters(kind):
 @pytest.mark.parametrize("kind", ["layer", "rms"])
 def test_no_rows(kind, n):
     """M = 0: empty y and dx, zero dweight / dbias (the one backward program writes zeros)."""
-    result = check_against_torch(Case(kind, (0, n), torch.float32, residual=True))
+    check_against_torch(Case(kind, (0, n), torch.float32, residual=True))
     ours = run(Case(kind, (0, n), torch.float32), "triton")
-    assert ours["y"].shape == (0, n)
+    assert ours["y"].shape == (0, n) and ours["dx"].shape == (0, n)
     assert torch.equal(ours["dweight"], torch.zeros(n, device=DEVICE))
-    assert set(result) >= {"y", "dx", "dweight"}
+
+
+@pytest.mark.parametrize("n", [32768, 262144])
+@pytest.mark.parametrize("kind", ["layer", "rms"])
+def test_long_rows_at_default_blocks(kind, n, monkeypatch):
+    """Without the tests' cap: N = 32768 is one forward block and a split backward, 262144 split in both."""
+    monkeypatch.delenv("NORMCORE_TRITON_MAX_BLOCK")
+    assert ops.forward_launch(2, n).split == (n > ops.FORWARD_MAX_BLOCK)
+    assert ops.backward_launch(2, n, None).split
+    check_against_torch(Case(kind, (2, n), torch.bfloat16, residual=True))
+
+
+@pytest.mark.parametrize("kind", ["layer", "rms"])
+def test_strided_parameters_and_expanded_gradient(kind):
+    """A weight / bias viewed with stride 2, and the stride-0 gradient of ``y.sum()``."""
+    x = torch.randn(3, 40, device=DEVICE, requires_grad=True)
+    storage = torch.randn(2, 80, device=DEVICE)
+    weight, bias = storage[0, ::2].requires_grad_(), storage[1, ::2].requires_grad_()
+    grads = {}
+    for backend in ("triton", "torch"):
+        if kind == "layer":
+            y = functional.layer_norm(x, 40, weight, bias, backend=backend)
+        else:
+            y = functional.rms_norm(x, 40, weight, backend=backend)
+        inputs = (x, weight, bias) if kind == "layer" else (x, weight)
+        expanded = torch.autograd.grad(y.sum(), inputs, retain_graph=True)  # dy: ones with stride 0
+        grads[backend] = (y.detach(), *expanded, *torch.autograd.grad(y.pow(3).sum(), inputs))
+    for ours, theirs in zip(grads["triton"], grads["torch"], strict=True):
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
 
 
 def test_partition_leaves_programs_empty():
