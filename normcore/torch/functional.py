@@ -202,7 +202,7 @@ def _use_triton(name, backend, shape, tensors, residual_dtype) -> bool:
     if not x.is_cuda and not triton_ops.interpreted():
         raise RuntimeError(
             f"{name}: backend='triton' got a {x.device.type} tensor; the kernels run on CUDA, or on a CPU in "
-            "Triton's interpreter: set TRITON_INTERPRET=1 before triton is imported (or use backend='torch')"
+            "Triton's interpreter: set TRITON_INTERPRET=1 before normcore.torch is imported (or use backend='torch')"
         )
     supported = ", ".join(str(dtype) for dtype in triton_ops.SUPPORTED_DTYPES)
     for label, tensor in given.items():

@@ -7,11 +7,14 @@ N = 5000 takes the split-row path in the forward and the backward pass.
 
 from __future__ import annotations
 
-import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
-from torch_support import DEVICE, Case, check_against_torch, run
+from torch_support import DEVICE, Case, check_against_torch, laid_out, run
 
 from normcore.torch import functional
 from normcore.torch.triton import ops
@@ -207,6 +210,25 @@ def test_errors_are_clear(call, error, match):
         call(torch.randn(3, 8, device=DEVICE))
 
 
+def test_triton_on_cpu_without_interpreter_is_a_clear_error():
+    """Kernels built for a GPU (no TRITON_INTERPRET at import) refuse CPU tensors with a message saying what to set."""
+    if DEVICE == "cuda":
+        pytest.skip("needs a machine without a GPU")
+    code = (
+        "import torch\n"
+        "from normcore.torch import functional\n"
+        "try:\n"
+        "    functional.layer_norm(torch.randn(2, 8), 8, backend='triton')\n"
+        "except RuntimeError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH")]))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "TRITON_INTERPRET=1" in result.stdout and "backend='torch'" in result.stdout
+
+
 def test_op_registration():
     """``torch.library.opcheck``: schema (no aliasing, no mutation) and the autograd registration."""
     x, weight, bias, residual = (
@@ -264,10 +286,8 @@ def test_compile_fullgraph_triton_backend(kind):
 
 def test_case_layouts_are_what_they_claim():
     """The non-contiguous cases above really hand the kernels a copied and an in-place strided view."""
-    from torch_support import _laid_out
-
     values = torch.randn(3, 10)
-    transposed, sliced = _laid_out(values, "transposed"), _laid_out(values, "sliced")
+    transposed, sliced = laid_out(values, "transposed"), laid_out(values, "sliced")
     assert transposed.stride(-1) != 1 and torch.equal(transposed, values)
     assert sliced.stride(-1) == 1 and sliced.stride(0) > 10 and torch.equal(sliced, values)
-    assert dataclasses.replace(Case("layer", (3, 10), torch.float32), dims=1).normalized_shape == (10,)
+    assert Case("layer", (4, 8, 16), torch.float32, dims=2).normalized_shape == (8, 16)

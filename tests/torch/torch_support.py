@@ -10,7 +10,6 @@ from normcore.torch import functional
 from normcore.torch.triton import ops
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-LOW_PRECISION = (torch.float16, torch.bfloat16)
 #: Absolute slack of the low-precision rule, relative to the reference's largest magnitude.
 LOW_PRECISION_ATOL = {torch.float16: 1e-4, torch.bfloat16: 1e-4}
 #: Absolute and relative slack of float32 against the float64 reference, beyond torch's own error.
@@ -39,7 +38,7 @@ class Case:
         return self.shape[len(self.shape) - self.dims :]
 
 
-def _laid_out(values: torch.Tensor, layout: str) -> torch.Tensor:
+def laid_out(values: torch.Tensor, layout: str) -> torch.Tensor:
     """``values`` (same numbers) as a contiguous, transposed (column stride != 1) or sliced (row stride > N) view."""
     if layout == "contiguous":
         return values.clone()
@@ -84,7 +83,7 @@ def run(case: Case, backend: str, reference_dtype: torch.dtype | None = None) ->
     for name, values in base.items():
         tensor = values.to(device=DEVICE, dtype=dtypes[name])
         if name in ("x", "residual"):
-            tensor = _laid_out(tensor, case.layout)
+            tensor = laid_out(tensor, case.layout)
         tensors[name] = tensor.requires_grad_()
     kwargs = {"backend": backend}
     if case.residual:

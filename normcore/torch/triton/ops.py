@@ -234,7 +234,7 @@ def norm_forward(
     strides = (x.stride(0), 0 if residual is None else residual.stride(0), eps)
     launch = forward_launch(m, n)
     if launch.split:
-        wrap_triton(kernels.norm_fwd_split_kernel)[(m,)](
+        wrap_triton(kernels.norm_fwd_split_kernel)[(launch.programs,)](
             *args, n, *strides, **flags, BLOCK_N=launch.block, num_warps=launch.num_warps
         )
     else:
