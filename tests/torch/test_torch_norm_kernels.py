@@ -71,6 +71,7 @@ def test_explicit_eps(kind, eps):
     check_against_torch(Case(kind, (4, 300), torch.float16, eps=eps))
 
 
+@pytest.mark.filterwarnings("ignore:Mismatch dtype between input and weight")
 @pytest.mark.parametrize("kind", ["layer", "rms"])
 def test_low_precision_input_with_float32_parameters(kind):
     """bf16 x, fp32 weight / bias: y is bf16, as in torch."""
