@@ -5,14 +5,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # The CPU wheel of torch lies on local disk; installing it by this pin keeps the
-# `torch>=2.3` range of the [torch] extra from pulling a multi-GB CUDA build.
+# `torch>=2.6` range of the [torch] extra from pulling a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 # Every other dependency comes from this lock (exact versions and hashes): a fresh clone
 # on any day installs what was tested. `make lock` refreshes it on purpose.
 LOCK := locks/requirements.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock run test chromium lint bench bench-core bench-quality
+.PHONY: help setup lock run test chromium lint bench bench-core bench-quality bench-gpu
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -79,3 +79,7 @@ bench-tft: setup $(TFT_VENV)/.installed ## Beam benchmark side by side with tft 
 
 bench-spark: setup ## Spark engine benchmark: fit + apply + write of 2M rows vs MLlib and native SQL (figures go to BENCHMARKS.md by hand)
 	$(PY) bench/bench_spark.py
+
+# LayerNorm / RMSNorm kernels (issue 10): needs a CUDA GPU; elsewhere it prints that it skipped.
+bench-gpu: setup ## LayerNorm / RMSNorm kernels vs torch and Liger: GB/s and % of peak bandwidth (CUDA GPU)
+	$(PY) bench/layernorm_gpu.py
