@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from normcore.errors import ArtifactError
-from normcore.io import atomic_write_text
+from normcore.paths import Target, Writes, file_starts_with
 from normcore.transforms import FittedTransform, transform_from_dict
 
 FORMAT = "normcore.artifact"
@@ -156,11 +156,26 @@ class Artifact:
         return json.dumps(self.document, indent=indent, ensure_ascii=False, allow_nan=False) + "\n"
 
     def save(self, path: str | Path) -> None:
-        """Write the artifact atomically (temporary file, then rename)."""
-        atomic_write_text(path, self.to_json())
+        """Write the artifact (staged beside ``path``, then moved into place).
+
+        An existing file at ``path`` is replaced only when it is a normcore artifact.
+        """
+        target = artifact_target(str(path))
+        with Writes([], [target]):
+            target.staging.write_text(self.to_json(), encoding="utf-8")
 
     def __repr__(self) -> str:
         return f"Artifact(features={self.feature_names}, rows={self.rows}, engine={self.engine!r})"
+
+
+#: Recognises a file that holds a normcore artifact (its first 64 KiB name the format).
+is_artifact_file = file_starts_with(rb'"format"\s*:\s*"normcore\.artifact"')
+
+
+def artifact_target(path: str, role: str = "--artifact") -> Target:
+    """The artifact file ``path`` as a write :class:`~normcore.paths.Target`: a file that
+    replaces a previous normcore artifact, never any other file."""
+    return Target(role, path, "file", overwrite=True, ours=is_artifact_file, what="artifact")
 
 
 def load_artifact(path: str | Path) -> Artifact:

@@ -9,16 +9,23 @@ commands and engines that need them.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
 
-from normcore.config import JobConfig, build_job, read_config_file, validation_message
+from normcore.config import JobConfig, build_job, read_config_file, spark_master_problem, validation_message
 from normcore.errors import CheckFailed, ConfigError, InputError, NormcoreError
+from normcore.io import InputSource, open_input
+from normcore.paths import Place, Target, Writes, check_disjoint, os_error_text, writing
+
+if TYPE_CHECKING:
+    from normcore.artifact import Artifact
 
 Command = Callable[[argparse.Namespace, list[str]], int]
 
@@ -32,6 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_job_options(parser: argparse.ArgumentParser, *, fit: bool, apply: bool) -> None:
     parser.add_argument("input", nargs="?", help="Parquet file or directory, or CSV file (default: config 'input')")
+    parser.add_argument("--input", dest="input_option", metavar="INPUT", help="INPUT as an option (Beam's spelling)")
     parser.add_argument("--artifact", help="artifact JSON path (default: config 'artifact')")
     parser.add_argument("--config", help="YAML job file; options given here override its keys")
     parser.add_argument("--engine", help="local (default), beam or spark")
@@ -52,6 +60,10 @@ def _add_job_options(parser: argparse.ArgumentParser, *, fit: bool, apply: bool)
     parser.add_argument("--master", help="spark engine: master URL (default local[*])")
     parser.add_argument("--conf", action="append", metavar="K=V", help="spark engine: a Spark conf entry (repeatable)")
     parser.add_argument("--runner", help="beam engine: pipeline runner; other Beam pipeline options pass through")
+    parser.add_argument(
+        "--hot-key-fanout", "--hot_key_fanout", dest="hot_key_fanout", type=int,
+        help="beam engine: intermediate combining for skewed keys or wide data",
+    )  # fmt: skip
 
 
 def _add_quality_options(parser: argparse.ArgumentParser, input_help: str, *, spark: bool) -> None:
@@ -102,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("path", help="artifact JSON path")
     inspect.add_argument("--key", help="show the statistics of this key value")
     inspect.add_argument("--json", action="store_true", help="print the artifact JSON")
+    for command in commands.choices.values():
+        command.add_argument("--verbose", action="store_true", help="show engines' stack traces with errors")
     return parser
 
 
@@ -119,6 +133,10 @@ _OPTION_KEYS = {
 
 
 def _option_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    if getattr(args, "input_option", None) is not None:
+        if args.input is not None:
+            raise ConfigError("INPUT is given twice (as an argument and as --input)")
+        args.input = args.input_option
     overrides: dict[str, Any] = {}
     for attribute, key in _OPTION_KEYS.items():
         value = getattr(args, attribute, None)
@@ -149,15 +167,15 @@ def load_job(args: argparse.Namespace) -> JobConfig:
 
 
 def _features_over_config(selected: list[Any], configured: Any) -> list[dict[str, Any]]:
-    """``--features`` replaces the config's list; a column keeps its configured params
-    when the option names no other method for it."""
+    """``--features`` selects the columns; each keeps what the config says of it, the option
+    winning only on what it names: a ``:method`` replaces the configured method (and drops
+    the params, which belong to that method) unless it names the same one."""
     by_name = {f.get("name"): f for f in configured or [] if isinstance(f, dict)}
     merged = []
     for feature in selected:
-        entry = feature.model_dump(exclude_none=True)
-        previous = by_name.get(feature.name)
-        if previous is not None and entry.get("method", previous.get("method")) == previous.get("method"):
-            entry = {**previous, **entry}
+        entry = dict(by_name.get(feature.name) or {"name": feature.name})
+        if feature.method is not None and feature.method != entry.get("method"):
+            entry = {"name": feature.name, "method": feature.method}
         merged.append(entry)
     return merged
 
@@ -167,6 +185,9 @@ def engine_sections(args: argparse.Namespace, config: dict[str, Any]) -> None:
     if args.batch_size is not None:
         config.setdefault("local", {})["batch_size"] = args.batch_size
     if args.master is not None:
+        problem = spark_master_problem(args.master)
+        if problem:
+            raise ConfigError(f"option --master: {problem}")
         config.setdefault("spark", {})["master"] = args.master
     for entry in args.conf or []:
         name, sep, value = entry.partition("=")
@@ -175,6 +196,10 @@ def engine_sections(args: argparse.Namespace, config: dict[str, Any]) -> None:
         config.setdefault("spark", {}).setdefault("conf", {})[name] = value
     if args.runner is not None:
         config.setdefault("beam", {})["runner"] = args.runner
+    if getattr(args, "hot_key_fanout", None) is not None:
+        config.setdefault("beam", {})["hot_key_fanout"] = args.hot_key_fanout
+    if getattr(args, "verbose", False):
+        config.setdefault("spark", {})["log_level"] = "WARN"
 
 
 def _check_engine_argv(job: JobConfig, argv: list[str]) -> None:
@@ -189,52 +214,75 @@ def _require(job: JobConfig, field: str, option: str) -> str:
     return value
 
 
-def _fit(job: JobConfig, argv: list[str]):
-    from normcore.engines import get_engine
-    from normcore.io import open_input
-    from normcore.plan import resolve_plan
-
-    engine = get_engine(job.engine)
-    source = open_input(job.input)
-    plan = resolve_plan(job, source.schema, source.path)
-    return engine.fit(job, plan, source, argv=argv)
+# -- where a command reads and writes ---------------------------------------------------------------
 
 
-def _apply(job: JobConfig, artifact, argv: list[str], inverse: bool):
-    from normcore.apply import BatchNormalizer
-    from normcore.engines import get_engine
-    from normcore.io import atomic_output_dir, open_input
-
-    engine = get_engine(job.engine)
-    source = open_input(job.input)
-    BatchNormalizer(artifact).check_schema(source.schema, source.path)
-    _check_not_empty(source)
-    with atomic_output_dir(job.output, job.overwrite) as staging:
-        counts = engine.apply(job, artifact, source, staging, inverse=inverse, argv=argv)
-    return counts
+def _source_reads(source: InputSource, role: str = "input") -> list[Place]:
+    """``source`` and each of its files that lies elsewhere (through a symbolic link)."""
+    places = [Place(role, source.path)]
+    root = os.path.realpath(source.path)
+    for path in source.files:
+        real = os.path.realpath(path)
+        if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+            places.append(Place(f"{role} file", path))
+    return places
 
 
-def _check_not_empty(source) -> None:
+def _config_reads(args: argparse.Namespace) -> list[Place]:
+    return [Place("--config", args.config)] if getattr(args, "config", None) else []
+
+
+class _Storage:
+    """How a command reaches its paths on ``engine``: local paths through :mod:`normcore.paths`;
+    URLs through the engine where it has its own file systems (Beam), written in place."""
+
+    def __init__(self, engine: ModuleType) -> None:
+        self.engine = engine
+
+    def remote(self, path: str) -> bool:
+        return getattr(self.engine, "is_remote", lambda _: False)(path)
+
+    def open_input(self, path: str | None) -> InputSource:
+        return getattr(self.engine, "open_input", open_input)(path)
+
+    def load_artifact(self, path: str) -> Artifact:
+        from normcore.artifact import load_artifact
+
+        return getattr(self.engine, "read_artifact", load_artifact)(path)
+
+    def target(self, target: Target) -> Target | None:
+        """``target``, or None when its path is remote (the engine writes it in place)."""
+        return None if self.remote(target.path) else target
+
+    def save_artifact(self, artifact: Artifact, target: Target | None, path: str) -> None:
+        if target is None:
+            self.engine.write_artifact(artifact, path)
+            return
+        with writing("--artifact", path):
+            target.staging.write_text(artifact.to_json(), encoding="utf-8")
+
+
+def _writes(reads: list[Place], targets: dict[str, tuple[Target | None, str]]) -> Writes:
+    """:class:`Writes` of the local targets; remote ones are checked against the reads too."""
+    remote = [Place(role, path) for role, (target, path) in targets.items() if target is None]
+    check_disjoint(reads, remote)
+    return Writes(reads, [t for t, _ in targets.values() if t is not None], also_written=remote)
+
+
+def _output_target(output: str, overwrite: bool, command: str) -> Target:
+    return Target("--output", output, "dir", overwrite, what="output directory", command=command)
+
+
+def _report_target(report: str, command: str) -> Target:
+    return Target("--report", report, "dir", overwrite=True, what="report directory", command=command)
+
+
+# -- commands -----------------------------------------------------------------------------------------
+
+
+def _check_not_empty(source: InputSource) -> None:
     if source.format == "parquet" and source.count_rows() == 0:
         raise InputError(f"input '{source.path}' has no rows")
-
-
-def _fit_and_apply(job: JobConfig, argv: list[str]):
-    """Fit, then apply to the same input: in one pipeline where the engine has ``run``."""
-    from normcore.engines import get_engine
-    from normcore.io import atomic_output_dir, open_input
-    from normcore.plan import resolve_plan
-
-    engine = get_engine(job.engine)
-    if not hasattr(engine, "run"):
-        artifact = _fit(job, argv)
-        return artifact, _apply(job, artifact, argv, inverse=False)
-    source = open_input(job.input)
-    plan = resolve_plan(job, source.schema, source.path)
-    _check_not_empty(source)
-    with atomic_output_dir(job.output, job.overwrite) as staging:
-        artifact, counts = engine.run(job, plan, source, staging, argv=argv)
-    return artifact, counts
 
 
 def _print_apply_summary(output: str, counts) -> None:
@@ -248,28 +296,48 @@ def _print_apply_summary(output: str, counts) -> None:
 
 def cmd_fit(args: argparse.Namespace, argv: list[str]) -> int:
     """``normcore fit``: fit statistics and write the artifact."""
+    from normcore.artifact import artifact_target
+    from normcore.engines import get_engine
+    from normcore.plan import resolve_plan
+
     job = load_job(args)
     _check_engine_argv(job, argv)
     artifact_path = _require(job, "artifact", "--artifact")
-    artifact = _fit(job, argv)
-    artifact.save(artifact_path)
+    engine = get_engine(job.engine)
+    storage = _Storage(engine)
+    source = storage.open_input(job.input)
+    plan = resolve_plan(job, source.schema, source.path)
+    target = storage.target(artifact_target(artifact_path))
+    with _writes([*_source_reads(source), *_config_reads(args)], {"--artifact": (target, artifact_path)}):
+        artifact = engine.fit(job, plan, source, argv=argv)
+        storage.save_artifact(artifact, target, artifact_path)
     print(f"artifact: {artifact_path} ({artifact.rows} rows, {len(artifact.feature_names)} features)")
     return 0
 
 
 def cmd_apply(args: argparse.Namespace, argv: list[str]) -> int:
     """``normcore apply``: normalize (or invert) data with an artifact."""
-    from normcore.artifact import load_artifact
-    from normcore.io import check_output_dir
+    from normcore.apply import BatchNormalizer
+    from normcore.engines import get_engine
 
     job = load_job(args)
     _check_engine_argv(job, argv)
     artifact_path = _require(job, "artifact", "--artifact")
     output = _require(job, "output", "--output")
     _require(job, "input", "INPUT")
-    check_output_dir(output, job.overwrite)
-    artifact = load_artifact(artifact_path)
-    counts = _apply(job, artifact, argv, args.inverse)
+    engine = get_engine(job.engine)
+    storage = _Storage(engine)
+    source = storage.open_input(job.input)
+    artifact = storage.load_artifact(artifact_path)
+    BatchNormalizer(artifact).check_schema(source.schema, source.path)
+    target = storage.target(_output_target(output, job.overwrite, "apply"))
+    reads = [*_source_reads(source), Place("--artifact", artifact_path), *_config_reads(args)]
+    with _writes(reads, {"--output": (target, output)}):
+        _check_not_empty(source)
+        with writing("--output", output):
+            counts = engine.apply(
+                job, artifact, source, target.staging if target else output, inverse=args.inverse, argv=argv
+            )
     _print_apply_summary(output, counts)
     return 0
 
@@ -279,28 +347,61 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
     Exit 1 when the output does not conform (artifact, output and report are written).
     """
-    from normcore.io import check_output_dir
-    from normcore.quality.reportdir import check_report_dir
-    from normcore.quality.validate import REPORT_FILE, ValidationRequest, render_summary, validate
+    from normcore.artifact import artifact_target
+    from normcore.engines import get_engine
+    from normcore.plan import resolve_plan
+    from normcore.quality.validate import ValidationRequest, render_summary, validate
 
     job = load_job(args)
     _check_engine_argv(job, argv)
     artifact_path = _require(job, "artifact", "--artifact")
     output = _require(job, "output", "--output")
-    check_output_dir(output, job.overwrite)
-    report = args.report or job.validation.report or f"{output.rstrip('/')}-validation"
-    check_report_dir(report, REPORT_FILE)
-    artifact, counts = _fit_and_apply(job, argv)
-    artifact.save(artifact_path)
-    engine = "spark" if job.engine == "spark" else "local"
-    request = ValidationRequest(
-        artifact, artifact_path, output, job.input, engine, job.validation, job.spark, job.local.batch_size
-    )
-    outcome = validate(request, report)
-    print(render_summary(outcome))
+    engine = get_engine(job.engine)
+    storage = _Storage(engine)
+    source = storage.open_input(job.input)
+    plan = resolve_plan(job, source.schema, source.path)
+    output_target = storage.target(_output_target(output, job.overwrite, "run"))
+    artifact_file = storage.target(artifact_target(artifact_path))
+    targets = {"--output": (output_target, output)}
+    report_target = None
+    if output_target is not None:  # a remote output is validated by the engine's own pipeline
+        report = args.report or job.validation.report or f"{output.rstrip('/')}-validation"
+        report_target = _report_target(report, "validate")
+        targets["--report"] = (report_target, report)
+    targets["--artifact"] = (artifact_file, artifact_path)
+    with _writes([*_source_reads(source), *_config_reads(args)], targets) as writes:
+        _check_not_empty(source)
+        destination = output_target.staging if output_target else output
+        with writing("--output", output):
+            if hasattr(engine, "run"):  # fit and apply in one job (Beam: one pipeline)
+                artifact, counts = engine.run(job, plan, source, destination, argv=argv)
+            else:
+                artifact = engine.fit(job, plan, source, argv=argv)
+                counts = engine.apply(job, artifact, source, destination, argv=argv)
+        storage.save_artifact(artifact, artifact_file, artifact_path)
+        writes.commit(*[t for t in (output_target, artifact_file) if t is not None])
+        outcome = None
+        if report_target is not None:
+            request = ValidationRequest(
+                artifact,
+                artifact_path,
+                output,
+                job.input,
+                "spark" if job.engine == "spark" else "local",
+                job.validation,
+                job.spark,
+                job.local.batch_size,
+            )
+            outcome = validate(request, report_target)
+    if outcome is not None:
+        print(render_summary(outcome))
     print(f"artifact: {artifact_path} ({artifact.rows} rows, {len(artifact.feature_names)} features)")
     _print_apply_summary(output, counts)
-    print(f"validation report: {report} ({outcome.report['json'].name}, data docs {outcome.report['data_docs']})")
+    if outcome is None:
+        print(f"validation: skipped, the output '{output}' is remote (the pipeline measured its conformity)")
+        return 0
+    written = outcome.report
+    print(f"validation report: {report_target.path} ({written['json'].name}, data docs {written['data_docs']})")
     _raise_if_failed(outcome)
     return 0
 
@@ -337,10 +438,14 @@ def _raise_if_failed(outcome) -> None:
         raise CheckFailed(failure_message(outcome))
 
 
+def _quality_reads(args: argparse.Namespace, source: InputSource, artifact_path: str) -> list[Place]:
+    return [*_source_reads(source), Place("--artifact", artifact_path), *_config_reads(args)]
+
+
 def cmd_validate(args: argparse.Namespace, argv: list[str]) -> int:
     """``normcore validate``: check a normalized output against its artifact (exit 1 if not conforming)."""
     from normcore.artifact import load_artifact
-    from normcore.quality.validate import ValidationRequest, render_summary, validate
+    from normcore.quality.validate import ValidationRequest, open_source, render_summary, validate
 
     if argv:
         raise ConfigError(f"unrecognized arguments: {' '.join(argv)}")
@@ -348,10 +453,16 @@ def cmd_validate(args: argparse.Namespace, argv: list[str]) -> int:
     engine = _quality_engine(args, job)
     artifact_path = _require(job, "artifact", "--artifact")
     artifact = load_artifact(artifact_path)
+    reads = _quality_reads(args, open_input(args.input), artifact_path)
+    if args.source is not None:
+        reads += _source_reads(open_source(args.source), "--source")
+    report = job.validation.report
+    targets = {"--report": (_report_target(report, "validate"), report)} if report else {}
     request = ValidationRequest(
         artifact, artifact_path, args.input, args.source, engine, job.validation, job.spark, job.local.batch_size
     )
-    outcome = validate(request, job.validation.report)
+    with _writes(reads, targets):
+        outcome = validate(request, targets["--report"][0] if targets else None)
     print(render_summary(outcome))
     _raise_if_failed(outcome)
     return 0
@@ -377,22 +488,22 @@ def cmd_inspect(args: argparse.Namespace, argv: list[str]) -> int:
 def cmd_drift(args: argparse.Namespace, argv: list[str]) -> int:
     """``normcore drift``: new data's statistics against the artifact's (exit 1 on drift)."""
     from normcore.artifact import load_artifact
-    from normcore.io import open_input
-    from normcore.quality.drift import REPORT_FILE, measure_drift, render_drift, write_drift_report
-    from normcore.quality.reportdir import check_report_dir
+    from normcore.quality.drift import measure_drift, render_drift, write_drift_report
 
     if argv:
         raise ConfigError(f"unrecognized arguments: {' '.join(argv)}")
     job = _quality_job(args)
     artifact_path = _require(job, "artifact", "--artifact")
     artifact = load_artifact(artifact_path)
+    source = open_input(args.input)
     report = job.drift.report
-    if report is not None:
-        check_report_dir(report, REPORT_FILE)
-    outcome = measure_drift(artifact, open_input(args.input), job.drift, artifact_path, job.local.batch_size)
+    target = _report_target(report, "drift") if report is not None else None
+    with _writes(_quality_reads(args, source, artifact_path), {"--report": (target, report)} if target else {}):
+        outcome = measure_drift(artifact, source, job.drift, artifact_path, job.local.batch_size)
+        written = write_drift_report(outcome, target) if target is not None else None
     print(render_drift(outcome))
-    if report is not None:
-        print(f"report: {write_drift_report(outcome, report)}")
+    if written is not None:
+        print(f"report: {written}")
     if outcome.drifted:
         raise CheckFailed(f"drift in '{args.input}': feature(s) {', '.join(outcome.drifted)}")
     return 0
@@ -401,23 +512,29 @@ def cmd_drift(args: argparse.Namespace, argv: list[str]) -> int:
 def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     """``normcore report``: one self-contained HTML page, before / after the artifact's transforms."""
     from normcore.artifact import load_artifact
-    from normcore.io import atomic_write_text, open_input
-    from normcore.quality.report import build_report, load_drift
+    from normcore.paths import file_starts_with
+    from normcore.quality.report import GENERATOR, build_report, load_drift
 
     if argv:
         raise ConfigError(f"unrecognized arguments: {' '.join(argv)}")
     job = _quality_job(args)
     artifact_path = _require(job, "artifact", "--artifact")
-    target = Path(args.output)
-    if target.is_dir():
+    if Path(args.output).is_dir():
         raise ConfigError(f"option --output: '{args.output}' is a directory; expected an HTML file path")
-    if target.suffix.lower() not in (".html", ".htm"):
+    if Path(args.output).suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"option --output: '{args.output}' should end with .html")
+    target = Target(
+        "--output", args.output, "file", overwrite=True, ours=file_starts_with(GENERATOR), what="report page"
+    )
     artifact = load_artifact(artifact_path)
-    drift = load_drift(args.drift, artifact) if args.drift is not None else None
-    page = build_report(artifact, artifact_path, open_input(args.input), drift, job.local.batch_size)
-    atomic_write_text(target, page)
-    print(f"report: {target} ({len(page) // 1024} KiB, {len(artifact.feature_names)} features)")
+    source = open_input(args.input)
+    reads = _quality_reads(args, source, artifact_path) + ([Place("--drift", args.drift)] if args.drift else [])
+    with _writes(reads, {"--output": (target, args.output)}):
+        drift = load_drift(args.drift, artifact) if args.drift is not None else None
+        page = build_report(artifact, artifact_path, source, drift, job.local.batch_size)
+        with writing("--output", args.output):
+            target.staging.write_text(page, encoding="utf-8")
+    print(f"report: {args.output} ({len(page) // 1024} KiB, {len(artifact.feature_names)} features)")
     return 0
 
 
@@ -437,14 +554,39 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {message}", file=sys.stderr)
 
 
+#: The commands an engine's own entry point runs (spark-submit, ``python -m pipelines.beam.normalize``).
+ENGINE_COMMANDS = ("fit", "apply", "run")
+
+
+def main_on_engine(engine: str, argv: Sequence[str] | None = None) -> int:
+    """``normcore <command> ... --engine ENGINE`` for an engine's own entry point."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments or arguments[0] not in ENGINE_COMMANDS:
+        got = " ".join(arguments) or "none"
+        print(f"error: expected a command, one of {', '.join(ENGINE_COMMANDS)}; got {got}", file=sys.stderr)
+        return 2
+    if any(argument == "--engine" or argument.startswith("--engine=") for argument in arguments):
+        print(f"error: option --engine: this entry point always runs on {engine}", file=sys.stderr)
+        return 2
+    return main([*arguments, "--engine", engine])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 check failed, 2 bad input or usage)."""
     warnings.showwarning = _show_warning
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in arguments
     try:
-        args, extra = build_parser().parse_known_args(argv)
+        args, extra = build_parser().parse_known_args(arguments)
         return COMMANDS[args.command](args, extra)
     except NormcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if exc.detail and verbose:
+            print(exc.detail, file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f" '{exc.filename}'" if exc.filename else ""
+        print(f"error: {os_error_text(exc)}{where}", file=sys.stderr)
         return 2
     except CheckFailed as exc:
         print(f"check failed: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ with ``extra="forbid"``: a misspelt key fails at start-up with its path, e.g.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,18 +55,49 @@ class BeamConfig(_Strict):
     hot_key_fanout: int | None = Field(None, ge=1)
 
 
+#: Master URLs Spark accepts (``local``, ``local[4]``, ``local[*,2]``, ``local-cluster[2,1,1024]``,
+#: ``spark://host:port[,host:port]``, ``yarn``, ``k8s://...``).
+_SPARK_MASTER = re.compile(
+    r"local(\[(\d+|\*)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|spark://[^\s/]+(:\d+)?(,[^\s/]+(:\d+)?)*|yarn|k8s://\S+"
+)
+
+
+def spark_master_problem(master: str) -> str | None:
+    """Why Spark would refuse ``master`` (None when it is well formed)."""
+    if _SPARK_MASTER.fullmatch(master):
+        return None
+    return (
+        f"'{master}' is not a Spark master URL; expected local, local[N], local[*], spark://HOST:PORT, "
+        "yarn or k8s://URL"
+    )
+
+
 class SparkConfig(_Strict):
-    """Spark engine: ``master`` URL and ``conf`` entries (``spark.*`` keys)."""
+    """Spark engine: ``master`` URL, ``conf`` entries (``spark.*`` keys) and the log level
+    of a session normcore starts (``FATAL`` keeps task failures' Java logs off the
+    terminal: normcore reports them as one line; ``--verbose`` sets ``WARN``)."""
 
     master: str | None = None
     conf: dict[str, str] = Field(default_factory=dict)
+    log_level: Literal["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"] = "FATAL"
+
+    @field_validator("master")
+    @classmethod
+    def _spark_accepts(cls, master: str | None) -> str | None:
+        problem = None if master is None else spark_master_problem(master)
+        if problem:
+            raise ValueError(problem)
+        return master
 
     @field_validator("conf", mode="before")
     @classmethod
     def _stringify(cls, conf: Any) -> Any:
-        if isinstance(conf, dict):
-            return {str(k): str(v) for k, v in conf.items()}
-        return conf
+        if not isinstance(conf, dict):
+            return conf
+        nested = [str(k) for k, v in conf.items() if not isinstance(v, (str, int, float, bool))]
+        if nested:
+            raise ValueError(f"conf values must be plain strings or numbers; {', '.join(nested)} is not")
+        return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in conf.items()}
 
 
 class ValidationConfig(_Strict):
@@ -246,23 +278,60 @@ def validation_message(error: ValidationError, source: str, prefix: str = "") ->
     return f"{source}: {location}: {what}" if location else f"{source}: {what}"
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses aliases (``*name``: no expansion bombs) and
+    mapping keys given twice (the later one would win silently)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.MarkedYAMLError(
+                problem=f"alias '*{event.anchor}' is not accepted (write the value out)",
+                problem_mark=event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            mark = key_node.start_mark
+            if isinstance(key, (dict, list)):
+                raise yaml.MarkedYAMLError(problem="mapping keys must be plain values", problem_mark=mark)
+            if key in seen:
+                raise yaml.MarkedYAMLError(problem=f"key '{key}' is given twice", problem_mark=mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML job file into a dict (not yet validated).
+
+    Aliases and keys given twice are refused.
 
     Raises
     ------
     ConfigError
-        Missing file, YAML syntax error, or a top level that is not a mapping.
+        Missing or unreadable file, YAML syntax error, an alias, a duplicate key, or a
+        top level that is not a mapping (the message gives the line).
     """
     config_path = Path(path)
     if not config_path.is_file():
         raise ConfigError(f"config file '{path}' does not exist")
     try:
-        document = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        text = config_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file '{path}' cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    loader = _StrictLoader(text)
+    try:
+        document = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
+        problem = getattr(exc, "problem", None)
+        raise ConfigError(f"{path}: not valid YAML{where}" + (f": {problem}" if problem else "")) from None
+    finally:
+        loader.dispose()
     if document is None:
         return {}
     if not isinstance(document, dict):

@@ -11,7 +11,14 @@ import re
 
 
 class NormcoreError(Exception):
-    """Bad input, configuration or usage; the message names what was wrong."""
+    """Bad input, configuration or usage; the message names what was wrong.
+
+    ``detail`` optionally holds more (an engine's stack trace), shown with ``--verbose``.
+    """
+
+    def __init__(self, message: str = "", detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class ConfigError(NormcoreError):
@@ -24,6 +31,16 @@ class InputError(NormcoreError):
 
 class ArtifactError(NormcoreError):
     """An artifact cannot be loaded or does not fit the data it is applied to."""
+
+
+class OutputError(NormcoreError):
+    """An output cannot be written (permissions, a full disk, a busy mount); the message
+    names the path. Nothing is left behind."""
+
+
+class EngineError(NormcoreError):
+    """An engine's job failed for a reason normcore cannot name more precisely (a worker
+    crash, a lost executor); the message gives the engine's short cause."""
 
 
 class CheckFailed(Exception):

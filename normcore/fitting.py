@@ -7,6 +7,7 @@ objects (a loop, a Beam ``CombineFn``, Spark partitions); they all finish with
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Mapping
@@ -26,6 +27,10 @@ SUMMARY_PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
 
 class ConstantFeatureWarning(UserWarning):
     """A feature has zero spread; its scale was set to 1."""
+
+
+class EmptyFeatureWarning(UserWarning):
+    """Columns of the default selection hold no finite value; they were left out."""
 
 
 def _feature_entry(feature: FeaturePlan, column: ColumnStats, ddof: int) -> tuple[dict[str, Any], bool]:
@@ -101,10 +106,20 @@ def build_artifact(
     """
     if accumulator.rows == 0:
         raise InputError(f"input '{source}' has no rows" if source else "input has no rows")
+    where = f" in '{source}'" if source else ""
+    empty = [f.name for f in plan.features if f.by_default and accumulator.columns[f.name].moments.count == 0]
+    if empty and len(empty) < len(plan.features):
+        warnings.warn(
+            f"column(s) {', '.join(empty)}{where} hold no finite value and are not normalized "
+            "(name them in --features to make this an error)",
+            EmptyFeatureWarning,
+            stacklevel=2,
+        )
+        plan = dataclasses.replace(plan, features=tuple(f for f in plan.features if f.name not in empty))
     features: dict[str, Any] = {}
     for feature in plan.features:
         column = accumulator.columns[feature.name]
-        _check_fittable(feature.name, column, f" in '{source}'" if source else "")
+        _check_fittable(feature.name, column, where)
         features[feature.name], constant = _feature_entry(feature, column, plan.ddof)
         if constant:
             warnings.warn(

@@ -1,20 +1,15 @@
-"""Inputs and outputs shared by every engine: opening data, streaming it, atomic writes.
+"""Inputs and outputs shared by every engine: opening data, streaming it, writing Parquet.
 
 Inputs are a Parquet file, a directory of Parquet files (files whose names start
 with ``.`` or ``_`` are ignored, as Spark and Hadoop write them), or a CSV file.
 Every engine resolves its input here first, so a missing file or column is reported
 the same way, before any engine starts.
 
-Outputs are never half-written: files go to a temporary sibling path that is renamed
-into place when complete (:func:`atomic_write_text`, :func:`atomic_output_dir`).
+Where outputs go, and how they are protected, is :mod:`normcore.paths`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +22,14 @@ from normcore.errors import ConfigError, InputError
 
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2")
 
+#: Parquet files normcore writes carry a CRC32 checksum on every page ...
+PARQUET_WRITE_OPTIONS = {"write_page_checksum": True}
+
+
+def parquet_scan_options(**options) -> ds.ParquetFragmentScanOptions:
+    """... and every Parquet page normcore reads is verified against its checksum, when it has one."""
+    return ds.ParquetFragmentScanOptions(page_checksum_verification=True, **options)
+
 
 @dataclass(frozen=True)
 class InputSource:
@@ -38,8 +41,14 @@ class InputSource:
     schema: pa.Schema
 
     def dataset(self) -> ds.Dataset:
-        """A :class:`pyarrow.dataset.Dataset` over the files."""
-        return ds.dataset(list(self.files), format=self.format, schema=self.schema)
+        """A :class:`pyarrow.dataset.Dataset` over the files (Parquet pages verified)."""
+        return ds.dataset(list(self.files), format=self.file_format(), schema=self.schema)
+
+    def file_format(self) -> ds.FileFormat | str:
+        """The files' format for :func:`pyarrow.dataset.dataset` (Parquet: with page checksum verification)."""
+        if self.format == "parquet":
+            return ds.ParquetFileFormat(default_fragment_scan_options=parquet_scan_options())
+        return self.format
 
     def count_rows(self) -> int:
         """Row count (Parquet: from footers only; CSV: a scan)."""
@@ -54,7 +63,7 @@ class InputSource:
         pre-buffered row groups) hold about 2 GiB on 20M rows x 8 doubles, and a
         threaded scan alone still decodes ~500 MiB ahead of a consumer that writes.
         """
-        options = ds.ParquetFragmentScanOptions(pre_buffer=False) if self.format == "parquet" else None
+        options = parquet_scan_options(pre_buffer=False) if self.format == "parquet" else None
         try:
             yield from self.dataset().to_batches(
                 columns=list(columns) if columns is not None else None,
@@ -128,57 +137,6 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` via a temporary sibling file and a rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
-def check_output_dir(path: str | Path, overwrite: bool) -> None:
-    """Refuse an existing non-empty ``path`` unless ``overwrite`` (checked before any work)."""
-    target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise ConfigError(f"output '{path}' exists and is not a directory")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise ConfigError(f"output directory '{path}' already exists and is not empty; pass --overwrite to replace it")
-
-
-@contextlib.contextmanager
-def atomic_output_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary directory that replaces ``path`` when the block succeeds.
-
-    On any exception the temporary directory is removed and ``path`` is left as it
-    was. An existing ``path`` is replaced only with ``overwrite``.
-    """
-    target = Path(path)
-    check_output_dir(target, overwrite)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        yield staging
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.replace(target, retired / target.name)
-            os.replace(staging, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
 class RollingParquetWriter:
     """Writes batches to ``part-00000.parquet``, ``part-00001.parquet``, ... in ``directory``.
 
@@ -219,7 +177,9 @@ class RollingParquetWriter:
         if self._writer is not None:
             self._writer.close()
         path = self.directory / f"part-{len(self.files):05d}.parquet"
-        self._writer = pq.ParquetWriter(path, self.schema, use_dictionary=self.dictionary_columns or False)
+        self._writer = pq.ParquetWriter(
+            path, self.schema, use_dictionary=self.dictionary_columns or False, **PARQUET_WRITE_OPTIONS
+        )
         self.files.append(path)
         self._rows_in_file = 0
 

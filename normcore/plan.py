@@ -19,13 +19,19 @@ from normcore.transforms import METHODS, MethodParams, method_names
 
 @dataclass(frozen=True)
 class FeaturePlan:
-    """One column to fit: name, input type, method and validated parameters."""
+    """One column to fit: name, input type, method and validated parameters.
+
+    ``by_default`` marks a column the default selection (every numeric column) chose:
+    the fit skips it, with a warning, when it holds no finite value, where a column the
+    user named is an error.
+    """
 
     name: str
     dtype: str
     method: str
     params: MethodParams
     sketch: bool = False
+    by_default: bool = False
 
     @property
     def needs_quantiles(self) -> bool:
@@ -131,7 +137,8 @@ def resolve_plan(job: JobConfig, schema: pa.Schema, source: str) -> FitPlan:
                 f"key column '{job.key}' in '{source}' has type {schema.field(index).type}; "
                 "expected a string, integer or boolean column"
             )
-    if job.features is None:
+    by_default = job.features is None
+    if by_default:
         selected = [FeatureConfig(name=f.name) for f in schema if is_numeric(f.type) and f.name != job.key]
         if not selected:
             raise InputError(f"'{source}' has no integer or float column to normalize; columns: {_available(schema)}")
@@ -155,5 +162,5 @@ def resolve_plan(job: JobConfig, schema: pa.Schema, source: str) -> FitPlan:
             params = METHODS[method].params.model_validate(feature.params)
         except ValidationError as exc:
             raise ConfigError(validation_message(exc, f"feature '{feature.name}'", "params")) from None
-        features.append(FeaturePlan(feature.name, str(data_type), method, params, job.sketch))
+        features.append(FeaturePlan(feature.name, str(data_type), method, params, job.sketch, by_default))
     return FitPlan(tuple(features), job.ddof, job.key)

@@ -17,7 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from normcore.io import atomic_output_dir
+from normcore.io import PARQUET_WRITE_OPTIONS
+from normcore.paths import Target, Writes
 
 CATEGORIES = ("books", "garden", "music", "sports", "toys")
 
@@ -44,14 +45,19 @@ def generate_sample(rows: int, seed: int = 7) -> pa.Table:
 
 
 def write_sample(directory: str | Path, rows: int, files: int, seed: int = 7) -> list[Path]:
-    """Write the sample as ``files`` Parquet files into ``directory`` (replaced atomically)."""
+    """Write the sample as ``files`` Parquet files into ``directory``.
+
+    The directory is replaced as a whole (staged, then moved into place); an existing
+    one is replaced only if normcore wrote it (see :mod:`normcore.paths`).
+    """
     table = generate_sample(rows, seed)
     bounds = np.linspace(0, rows, files + 1).astype(int)
     written = []
-    with atomic_output_dir(directory, overwrite=True) as staging:
+    target = Target("DIR", str(directory), "dir", overwrite=True, what="sample directory", command="sample")
+    with Writes([], [target]):
         for index in range(files):
             part = table.slice(bounds[index], bounds[index + 1] - bounds[index])
-            pq.write_table(part, staging / f"part-{index:05d}.parquet")
+            pq.write_table(part, target.staging / f"part-{index:05d}.parquet", **PARQUET_WRITE_OPTIONS)
             written.append(Path(directory) / f"part-{index:05d}.parquet")
     return written
 

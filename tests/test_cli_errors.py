@@ -110,9 +110,13 @@ CASES = {
         "unrecognized arguments: --bogus",
     ),
     "missing artifact option": (["fit", "{w}/data.parquet"], "option --artifact is required"),
+    "output is a directory of the user's": (
+        ["apply", "{w}/data.parquet", "--artifact", "{w}/good.json", "--output", "{w}/taken", "--overwrite"],
+        "option --output: '{w}/taken' exists and was not written by normcore; it is left as it is",
+    ),
     "output exists": (
-        ["apply", "{w}/data.parquet", "--artifact", "{w}/good.json", "--output", "{w}/taken"],
-        "output directory '{w}/taken' already exists and is not empty; pass --overwrite",
+        ["apply", "{w}/data.parquet", "--artifact", "{w}/good.json", "--output", "{w}/previous"],
+        "option --output: output directory '{w}/previous' already exists; pass --overwrite to replace it",
     ),
 }
 
@@ -137,6 +141,7 @@ def _prepare(w: Path) -> None:
     (w / "top.yaml").write_text(f"input: {w}/data.parquet\nartifact: {w}/out.json\nenigne: spark\n")
     (w / "taken").mkdir()
     (w / "taken" / "keep.txt").write_text("user data")
+    assert main(["apply", str(w / "data.parquet"), "--artifact", str(good), "--output", str(w / "previous")]) == 0
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -181,15 +186,11 @@ def test_failure_during_apply_leaves_no_output(workspace: Path, capsys, monkeypa
         raise OSError("disk full")
 
     monkeypatch.setattr(local.RollingParquetWriter, "close", broken)
-    with pytest.raises(OSError):
-        main(
-            [
-                "apply",
-                str(workspace / "data.parquet"),
-                "--artifact",
-                str(workspace / "good.json"),
-                "--output",
-                str(workspace / "out"),
-            ]
-        )
+    code, err = _run(
+        ["apply", str(workspace / "data.parquet"), "--artifact", str(workspace / "good.json"), "--output",
+         str(workspace / "out")],
+        capsys,
+    )  # fmt: skip
+    assert code == 2
+    assert err.strip().splitlines() == [f"error: cannot write --output '{workspace / 'out'}': disk full"]
     assert sorted(_files(workspace)) == ["data.parquet", "good.json"]

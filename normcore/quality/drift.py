@@ -28,12 +28,12 @@ from normcore.artifact import Artifact
 from normcore.config import DriftConfig, DriftThresholds
 from normcore.errors import ConfigError, InputError
 from normcore.io import InputSource
+from normcore.paths import Target
 from normcore.quality.checks import require_features
-from normcore.quality.reportdir import report_dir
 from normcore.stats import ColumnRequest, FeatureStatsCombiner, QuantileSketch
 from normcore.stats.compare import population_stability_index, standardized_mean_shift, variance_ratio
 
-#: Marker file of a drift report directory.
+#: The drift report's file in a report directory.
 REPORT_FILE = "drift.json"
 #: Statistics shown for the fitted and the new data.
 _SHOWN = ("count", "null_count", "nan_count", "inf_count", "mean", "std", "min", "max")
@@ -220,8 +220,7 @@ def render_drift(outcome: DriftOutcome) -> str:
     return "\n".join(lines)
 
 
-def write_drift_report(outcome: DriftOutcome, directory: str | Path) -> Path:
-    """Write ``drift.json`` into the report directory (replaced atomically); returns its path."""
-    with report_dir(directory, REPORT_FILE) as staging:
-        (staging / REPORT_FILE).write_text(json.dumps(outcome.to_dict(), indent=2, allow_nan=False) + "\n")
-    return Path(directory) / REPORT_FILE
+def write_drift_report(outcome: DriftOutcome, report: Target) -> Path:
+    """Write ``drift.json`` into a prepared report directory's staging; returns its final path."""
+    (report.staging / REPORT_FILE).write_text(json.dumps(outcome.to_dict(), indent=2, allow_nan=False) + "\n")
+    return Path(report.path) / REPORT_FILE

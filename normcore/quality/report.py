@@ -37,6 +37,8 @@ from normcore.quality.conformity import ConformityCombiner
 from normcore.quality.drift import REPORT_FILE as DRIFT_FILE
 from normcore.stats import ColumnRequest, ColumnStats, FeatureStatsCombiner
 
+#: Recognises a page this module wrote (``normcore report`` replaces only those).
+GENERATOR = rb'<meta name="generator" content="normcore">'
 #: Histogram bins per side.
 BINS = 40
 #: Percentiles bounding the histograms (tails beyond fall into the end bins).
@@ -271,7 +273,8 @@ def build_report(
         )
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>normcore report: {html.escape(source.path)}</title>
+<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="normcore">
+<title>normcore report: {html.escape(source.path)}</title>
 <style>{_STYLE}</style></head>
 <body>
 <h1>normcore report</h1>

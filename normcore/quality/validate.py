@@ -37,12 +37,12 @@ from normcore.artifact import Artifact
 from normcore.config import SparkConfig, ValidationConfig
 from normcore.errors import InputError
 from normcore.io import InputSource, open_input
+from normcore.paths import Target
 from normcore.quality.checks import CheckPlan, build_checks, require_features
 from normcore.quality.checksum import array_checksum, arrow_to_pandas, batch_checksums, combine_checksums
 from normcore.quality.conformity import ConformityCombiner
-from normcore.quality.reportdir import check_report_dir, report_dir
 
-#: Marker file of a validation report directory.
+#: The validation result's file in a report directory.
 REPORT_FILE = "validation_result.json"
 
 ValidationEngine = Literal["local", "spark"]
@@ -177,17 +177,14 @@ class ValidationOutcome:
         }
 
 
-def prepare(request: ValidationRequest, report: str | None) -> None:
+def prepare(request: ValidationRequest) -> None:
     """Check everything that can be checked before reading data (exit 2 material).
 
     Raises
     ------
     NormcoreError
-        A missing or unreadable input or source, a fitted column missing from
-        either, a bad report directory.
+        A missing or unreadable input or source, or a fitted column missing from either.
     """
-    if report is not None:
-        check_report_dir(report, REPORT_FILE)
     output = open_input(request.input)
     require_features(request.artifact, output, "input")
     if request.source is not None:
@@ -202,21 +199,26 @@ def open_source(path: str) -> InputSource:
         raise InputError(f"option --source: {exc}") from None
 
 
-def validate(request: ValidationRequest, report: str | None = None) -> ValidationOutcome:
-    """Validate ``request.input``; write the report directory when ``report`` is given.
+def validate(request: ValidationRequest, report: Target | None = None) -> ValidationOutcome:
+    """Validate ``request.input``; write the report into ``report``'s staging when given.
+
+    Parameters
+    ----------
+    request : ValidationRequest
+    report : normcore.paths.Target, optional
+        A prepared report directory (:class:`normcore.paths.Writes` commits it).
 
     Returns
     -------
     ValidationOutcome
         Never raises for non-conforming data: see :attr:`ValidationOutcome.success`.
     """
-    prepare(request, report)
+    prepare(request)
     outcome = _validate_spark(request) if request.engine == "spark" else _validate_local(request)
     outcome.result = outcome.run.suite_result({"normcore": outcome.kpi()})
     if report is not None:
-        with report_dir(report, REPORT_FILE) as staging:
-            written = outcome.run.write_report(outcome.result, staging)
-        outcome.report = {kind: Path(report) / path.relative_to(staging) for kind, path in written.items()}
+        written = outcome.run.write_report(outcome.result, report.staging)
+        outcome.report = {kind: Path(report.path) / path.relative_to(report.staging) for kind, path in written.items()}
     return outcome
 
 
@@ -394,7 +396,7 @@ def _validate_spark(request: ValidationRequest) -> ValidationOutcome:
     from pipelines.spark.session import get_session
 
     artifact, settings = request.artifact, request.settings
-    spark = get_session(request.spark.master, request.spark.conf)
+    spark = get_session(request.spark.master, request.spark.conf, log_level=request.spark.log_level)
     output = open_input(request.input)
     frame = _non_finite_as_null(read_frame(spark, output), artifact.feature_names)
     source = open_source(request.source) if request.source is not None else None

@@ -12,6 +12,11 @@ does both in one pipeline, the artifact reaching the apply step as a side input.
 The merged statistics and apply counts come back to this process as a small JSON file
 written by the pipeline: in a temporary directory for local runs (and portable runners
 in ``LOOPBACK`` mode), under ``--temp_location`` otherwise.
+
+Paths may be Beam file system URLs (``gs://``, ``s3://``, ``hdfs://``): the CLI reads
+inputs and artifacts through :func:`open_input` / :func:`read_artifact`, and writes a
+remote artifact with :func:`write_artifact` and a remote output in place (no staging:
+object stores have no atomic rename) when :func:`is_remote` says so.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import posixpath
 import shutil
 import tempfile
 import uuid
@@ -28,14 +34,17 @@ from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
+from normcore import io as normcore_io
 from normcore.apply import ApplyCounts, BatchNormalizer
-from normcore.artifact import Artifact, parse_artifact
+from normcore.artifact import Artifact, load_artifact, parse_artifact
 from normcore.config import JobConfig
-from normcore.errors import ConfigError, InputError, NormcoreError, error_from_traceback
+from normcore.errors import ArtifactError, ConfigError, InputError, NormcoreError, error_from_traceback
 from normcore.io import InputSource
+from normcore.paths import is_url
 from normcore.plan import FitPlan
 from normcore.stats import StatsAccumulator
 from pipelines.beam.options import create_pipeline, pipeline_options, results_are_local
@@ -50,6 +59,70 @@ from pipelines.beam.transforms import (
     build_stats_artifact,
     report_missing,
 )
+
+# ---------------------------------------------------------------- file systems
+
+
+def is_remote(path: str) -> bool:
+    """Whether ``path`` is a Beam filesystem URL (``gs://``, ``s3://``, ...) rather than local."""
+    return is_url(path)
+
+
+def open_input(path: str | None) -> InputSource:
+    """Resolve a local input with :func:`normcore.io.open_input`, a remote one with Beam's filesystems.
+
+    A remote path is a Parquet file, a glob, or a directory (every file under it whose
+    name does not start with ``.`` or ``_``).
+
+    Raises
+    ------
+    InputError
+        Nothing matches, a remote file is not Parquet, or it cannot be read.
+    """
+    if not path or not is_remote(path):
+        return normcore_io.open_input(path)
+    pattern = path if any(c in path for c in "*?[") or path.endswith(".parquet") else path.rstrip("/") + "/**"
+    try:
+        matches = FileSystems.match([pattern])[0].metadata_list
+    except Exception as exc:  # Beam raises its own BeamIOError subclasses per filesystem
+        raise InputError(f"cannot list input '{path}': {exc}") from None
+    files = sorted(m.path for m in matches if not posixpath.basename(m.path).startswith((".", "_")))
+    if not files:
+        raise InputError(f"input '{path}' holds no data files")
+    if any(not f.endswith(".parquet") for f in files):
+        raise InputError(f"input '{path}': remote input must be Parquet files (*.parquet)")
+    try:
+        with FileSystems.open(files[0]) as stream:
+            schema = pq.ParquetFile(stream).schema_arrow
+    except Exception as exc:
+        raise InputError(f"cannot read input '{files[0]}' as parquet: {exc}") from None
+    return InputSource(path, "parquet", tuple(files), schema)
+
+
+def read_artifact(path: str) -> Artifact:
+    """Load and verify an artifact from a local path or a Beam filesystem URL."""
+    if not is_remote(path):
+        return load_artifact(path)
+    try:
+        with FileSystems.open(path) as stream:
+            document = json.loads(stream.read().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"artifact '{path}' is not valid JSON ({exc})") from None
+    except Exception as exc:
+        raise ArtifactError(f"artifact '{path}' cannot be read: {exc}") from None
+    return parse_artifact(document, path)
+
+
+def write_artifact(artifact: Artifact, path: str) -> None:
+    """Save ``artifact`` to a local path (atomically) or a Beam filesystem URL."""
+    if not is_remote(path):
+        artifact.save(path)
+        return
+    with FileSystems.create(path, mime_type="application/json") as stream:
+        stream.write(artifact.to_json().encode("utf-8"))
+
+
+# ------------------------------------------------------------------- commands
 
 
 def fit(job: JobConfig, plan: FitPlan, source: InputSource, *, argv: Sequence[str] = ()) -> Artifact:

@@ -11,6 +11,7 @@ would only log and drop it).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,9 +21,43 @@ from apache_beam.options.pipeline_options import PipelineOptions, PortableOption
 from normcore.config import JobConfig
 from normcore.errors import ConfigError
 
-#: Runner names (lower case) that run in this process on the FnApiRunner, as Beam's
-#: DirectRunner does for batch pipelines, without its attempt to download Prism first.
-LOCAL_RUNNERS = frozenset({"directrunner", "direct", "fnapirunner", "switchingdirectrunner"})
+#: Runners (as Beam resolves their names) that run in this process on the FnApiRunner, as
+#: Beam's DirectRunner does for batch pipelines, without its attempt to download Prism first.
+LOCAL_RUNNERS = frozenset(
+    {
+        "apache_beam.runners.direct.direct_runner.DirectRunner",
+        "apache_beam.runners.direct.direct_runner.SwitchingDirectRunner",
+        "apache_beam.runners.portability.fn_api_runner.FnApiRunner",
+    }
+)
+
+
+def resolve_runner(name: str) -> str:
+    """The runner class path ``name`` stands for, as Beam's ``create_runner`` resolves it
+    (``DirectRunner``, ``direct``, ``fnapirunner`` or a dotted class path).
+
+    Raises
+    ------
+    ConfigError
+        A name Beam knows no runner by, or a dotted path that does not import.
+    """
+    from apache_beam.runners import runner as runners
+
+    known = runners._RUNNER_MAP
+    qualified = known.get(name.lower(), known.get(name.lower() + "runner", name))
+    if "." not in qualified:
+        raise ConfigError(
+            f"option --runner: unknown Beam runner '{name}'; expected one of "
+            f"{', '.join(StandardOptions.KNOWN_RUNNER_NAMES)} or a runner's dotted class path"
+        )
+    module, _, attribute = qualified.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), attribute, None)
+    except ImportError as exc:
+        raise ConfigError(f"option --runner: runner '{name}' cannot be imported ({exc})") from None
+    if found is None:
+        raise ConfigError(f"option --runner: module '{module}' has no runner '{attribute}'")
+    return qualified
 
 
 def option_flags(options: dict[str, Any]) -> list[str]:
@@ -68,13 +103,25 @@ def pipeline_options(job: JobConfig, argv: Sequence[str] = ()) -> PipelineOption
             f"unrecognized Beam pipeline option(s): {', '.join('--' + name for name in unknown)}; "
             "no Beam PipelineOptions class defines them (check the spelling)"
         )
+    is_local(options)  # an unknown runner fails here, before any data is read
     return options
 
 
 def is_local(options: PipelineOptions) -> bool:
-    """Whether ``options`` name no runner or Beam's DirectRunner (run in this process)."""
+    """Whether ``options`` name no runner, Beam's DirectRunner or the FnApiRunner (run in
+    this process), by any name Beam accepts for them.
+
+    Raises
+    ------
+    ConfigError
+        The runner is unknown (see :func:`resolve_runner`).
+    """
     runner = options.view_as(StandardOptions).runner
-    return runner is None or (isinstance(runner, str) and runner.lower() in LOCAL_RUNNERS)
+    if runner is None:
+        return True
+    if not isinstance(runner, str):
+        return False
+    return resolve_runner(runner) in LOCAL_RUNNERS
 
 
 def results_are_local(options: PipelineOptions) -> bool:

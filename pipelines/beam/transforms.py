@@ -22,6 +22,7 @@ Metrics (namespace ``normcore``): ``rows_read``, ``rows_normalized``, ``rows_wri
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -32,14 +33,13 @@ import pyarrow.parquet as pq
 from apache_beam.io.filebasedsink import FileBasedSink
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.io.parquetio import ReadAllFromParquetBatched
 from apache_beam.metrics import Metrics
 
 from normcore.apply import ApplyCounts, BatchNormalizer
 from normcore.artifact import Artifact
 from normcore.errors import InputError
 from normcore.fitting import build_artifact, merge_keyed
-from normcore.io import InputSource
+from normcore.io import PARQUET_WRITE_OPTIONS, InputSource
 from normcore.keys import key_groups
 from normcore.plan import FitPlan
 from normcore.stats import FeatureStatsCombiner, StatsAccumulator
@@ -80,6 +80,39 @@ class _ReadCsvFile(beam.DoFn):
             raise InputError(f"cannot read input '{path}': {exc}") from None
 
 
+class _ListRowGroups(beam.DoFn):
+    """Emits ``(path, row group index)`` for every row group of one Parquet file."""
+
+    def process(self, path: str) -> Iterator[tuple[str, int]]:
+        with _open_parquet(path) as parquet:
+            for index in range(parquet.num_row_groups):
+                yield path, index
+
+
+class _ReadRowGroup(beam.DoFn):
+    """Reads one Parquet row group as an Arrow table, its pages verified against their checksums."""
+
+    def __init__(self, columns: Sequence[str] | None) -> None:
+        self._columns = list(columns) if columns is not None else None
+
+    def process(self, element: tuple[str, int]) -> Iterator[pa.Table]:
+        path, index = element
+        with _open_parquet(path) as parquet:
+            try:
+                yield parquet.read_row_group(index, columns=self._columns)
+            except (pa.ArrowException, OSError) as exc:
+                raise InputError(f"cannot read input '{path}': {exc}") from None
+
+
+@contextlib.contextmanager
+def _open_parquet(path: str) -> Iterator[pq.ParquetFile]:
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as stream:
+            yield pq.ParquetFile(stream, page_checksum_verification=True)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"cannot read input '{path}' as parquet: {exc}") from None
+
+
 def _conform(table: pa.Table, schema: pa.Schema, counter: Any) -> pa.Table:
     """``table`` with ``schema``'s columns, order and types (a no-op when they agree)."""
     if not table.schema.equals(schema, check_metadata=False):
@@ -102,10 +135,11 @@ class ReadBatches(beam.PTransform):
 
     Notes
     -----
-    Parquet goes through Beam's ``ReadAllFromParquetBatched`` over exactly the files of
-    ``source`` (the files the local engine reads), split by row group. Every table is
-    cast to the input schema, so files that differ in integer width still write one
-    output schema. Counts ``rows_read``.
+    Parquet files (exactly the files of ``source``, the files the local engine reads) are
+    listed by row group, the row groups spread over the workers (``Reshuffle``) and read
+    through Beam's file systems with page checksum verification. Every table is cast to
+    the input schema, so files that differ in integer width still write one output
+    schema. Counts ``rows_read``.
     """
 
     def __init__(self, source: InputSource, columns: Sequence[str] | None = None, batch_size: int = 131_072) -> None:
@@ -120,8 +154,12 @@ class ReadBatches(beam.PTransform):
             schema = pa.schema([schema.field(name) for name in self._columns])
         files = pbegin | "ListFiles" >> beam.Create(list(self._source.files), reshuffle=False)
         if self._source.format == "parquet":
-            read = ReadAllFromParquetBatched(columns=self._columns).with_output_types(pa.Table)
-            tables = files | "ReadParquet" >> read
+            tables = (
+                files
+                | "ListRowGroups" >> beam.ParDo(_ListRowGroups())
+                | "SpreadRowGroups" >> beam.Reshuffle()
+                | "ReadRowGroups" >> beam.ParDo(_ReadRowGroup(self._columns)).with_output_types(pa.Table)
+            )
         else:
             read_csv = _ReadCsvFile(self._source.schema, self._columns, self._batch_size)
             tables = files | "ReadCsv" >> beam.ParDo(read_csv).with_output_types(pa.Table)
@@ -365,7 +403,9 @@ class ParquetTableSink(FileBasedSink):
     def open(self, temp_path: str) -> Any:
         """A ``pyarrow.parquet.ParquetWriter`` over a new temporary file."""
         handle = super().open(temp_path)
-        writer = pq.ParquetWriter(handle, self._schema, compression="snappy", use_dictionary=self._dictionary_columns)
+        writer = pq.ParquetWriter(
+            handle, self._schema, compression="snappy", use_dictionary=self._dictionary_columns, **PARQUET_WRITE_OPTIONS
+        )
         return writer, handle
 
     def write_record(self, writer_and_handle: Any, table: pa.Table) -> None:

@@ -23,18 +23,19 @@ from pyspark.errors import PySparkException
 from normcore.apply import ApplyCounts
 from normcore.artifact import Artifact
 from normcore.config import JobConfig
-from normcore.errors import InputError, error_from_traceback
+from normcore.errors import EngineError, InputError, OutputError, error_from_traceback
 from normcore.fitting import build_artifact
 from normcore.io import InputSource
 from normcore.plan import FitPlan
 from pipelines.spark.columns import key_counts, normalize_frame
 from pipelines.spark.frames import read_frame
-from pipelines.spark.session import get_session
+from pipelines.spark.session import CAUSE, get_session, short_cause
 from pipelines.spark.stats import file_states, merge_states
 
 #: Spark's report of a file its reader cannot decode, and the root cause.
 _UNREADABLE = re.compile(r"\[FAILED_READ_FILE[.\w]*\] Encountered error while reading file (?:file://)?(\S+?)\.?\s")
-_CAUSE = re.compile(r"Caused by: [\w.$]+: (.+)")
+#: A write that failed for lack of room or rights.
+_WRITE_FAILED = re.compile(r"(No space left on device|Permission denied|Read-only file system|Disk quota exceeded)")
 
 
 @contextlib.contextmanager
@@ -43,8 +44,11 @@ def user_errors() -> Iterator[None]:
 
     Spark reports a failed task as a Java exception carrying the cause: a normcore
     error raised in a Python worker (the worker's traceback) is raised again as itself,
-    a file Spark's reader cannot decode as :class:`InputError` naming the file. The CLI
-    then prints one ``error:`` line and exits 2 instead of a stack trace.
+    a file Spark's reader cannot decode as :class:`InputError` naming the file, a write
+    without room or rights as :class:`OutputError`, anything else as
+    :class:`EngineError` with its :func:`short_cause`. The CLI then prints one
+    ``error:`` line and exits 2; the Java stack trace is the error's ``detail``, shown
+    with ``--verbose``.
     """
     try:
         yield
@@ -52,18 +56,22 @@ def user_errors() -> Iterator[None]:
         text = str(exc)
         remote = error_from_traceback(text)
         if remote is not None:
+            remote.detail = text
             raise remote from None
         unreadable = _UNREADABLE.search(text)
         if unreadable:
-            causes = _CAUSE.findall(text)
+            causes = CAUSE.findall(text)
             reason = f": {causes[-1].strip()}" if causes else ""
-            raise InputError(f"cannot read input file '{unreadable.group(1)}'{reason}") from None
-        raise
+            raise InputError(f"cannot read input file '{unreadable.group(1)}'{reason}", text) from None
+        refused = _WRITE_FAILED.search(text)
+        if refused:
+            raise OutputError(f"Spark could not write its output: {refused.group(1)}", text) from None
+        raise EngineError(f"the Spark job failed: {short_cause(text)}", text) from None
 
 
 def fit(job: JobConfig, plan: FitPlan, source: InputSource, *, argv: Sequence[str] = ()) -> Artifact:
     """Fit ``plan`` on ``source`` with Spark."""
-    spark = get_session(job.spark.master, job.spark.conf)
+    spark = get_session(job.spark.master, job.spark.conf, log_level=job.spark.log_level)
     with user_errors():
         accumulator, keyed = merge_states(file_states(spark, source, plan), plan)
     return build_artifact(plan, accumulator, keyed, engine="spark", source=source.path)
@@ -79,7 +87,7 @@ def apply(
     argv: Sequence[str] = (),
 ) -> ApplyCounts:
     """Normalize (or invert) ``source`` into Parquet files under ``output_dir``."""
-    spark = get_session(job.spark.master, job.spark.conf)
+    spark = get_session(job.spark.master, job.spark.conf, log_level=job.spark.log_level)
     frame = read_frame(spark, source)
     with user_errors():
         normalize_frame(frame, artifact, inverse=inverse).write.mode("append").parquet(str(output_dir))

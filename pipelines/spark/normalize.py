@@ -19,24 +19,11 @@ from pyspark.sql import SparkSession
 
 from normcore import cli
 
-#: The commands that run on Spark.
-COMMANDS = ("fit", "apply", "run")
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``normcore <command> ... --engine spark``; returns the exit code."""
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if not arguments or arguments[0] not in COMMANDS:
-        print(
-            f"error: expected a command, one of {', '.join(COMMANDS)}; got {' '.join(arguments) or 'none'}",
-            file=sys.stderr,
-        )
-        return 2
-    if any(argument == "--engine" or argument.startswith("--engine=") for argument in arguments):
-        print("error: option --engine: this entry point always runs on spark", file=sys.stderr)
-        return 2
     try:
-        return cli.main([*arguments, "--engine", "spark"])
+        return cli.main_on_engine("spark", argv)
     finally:
         session = SparkSession.getActiveSession()
         if session is not None:

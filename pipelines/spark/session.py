@@ -10,10 +10,20 @@ import the same normcore.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from pyspark.sql import SparkSession
+
+from normcore.errors import ConfigError
+
+#: The root cause in a Java stack trace.
+CAUSE = re.compile(r"Caused by: [\w.$]+: (.+)")
+
+#: log4j2 configuration of a session started here (its level comes from ``log_level``).
+LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 #: Defaults applied unless the caller or spark-submit sets them. Timestamps are
 #: written as Parquet TIMESTAMP_MICROS (Spark's default INT96 would change the type
@@ -23,7 +33,28 @@ LOCAL_DEFAULTS = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.ui.showConsoleProgress": "false",
+    # Parquet page checksums: written, and verified on read (as the local engine does).
+    "spark.hadoop.parquet.page.write-checksum.enabled": "true",
+    "spark.hadoop.parquet.page.verify-checksum.enabled": "true",
 }
+
+
+#: A Python exception raised in a worker, as the last line of its traceback.
+_PYTHON_ERROR = re.compile(r"^(\w+(?:\.\w+)*(?:Error|Exception)): (.+)$", re.MULTILINE)
+
+
+def short_cause(text: str) -> str:
+    """One line saying why a Spark job failed: the worker's Python exception, else the
+    deepest Java cause, else the first line."""
+    python = _PYTHON_ERROR.findall(text)
+    if python:
+        kind, message = python[-1]
+        return f"{kind.rsplit('.', 1)[-1]}: {message.strip()}"
+    causes = CAUSE.findall(text)
+    if causes:
+        return causes[-1].strip()
+    lines = text.strip().splitlines()
+    return lines[0].strip() if lines else "unknown error"
 
 
 def _submitted() -> bool:
@@ -32,7 +63,10 @@ def _submitted() -> bool:
 
 
 def get_session(
-    master: str | None = None, conf: Mapping[str, str] | None = None, app_name: str = "normcore"
+    master: str | None = None,
+    conf: Mapping[str, str] | None = None,
+    app_name: str = "normcore",
+    log_level: str | None = None,
 ) -> SparkSession:
     """Return the active SparkSession, or create one.
 
@@ -44,6 +78,16 @@ def get_session(
     conf : mapping of str to str, optional
         Extra ``spark.*`` settings (they override :data:`LOCAL_DEFAULTS`).
     app_name : str
+    log_level : str, optional
+        Log level of Spark and its libraries in a session started here
+        (:data:`LOG_CONFIG`); None, and any session spark-submit started, keep Spark's
+        own logging.
+
+    Raises
+    ------
+    ConfigError
+        The session cannot start (an unknown master URL, no reachable cluster), naming
+        ``--master``.
 
     Notes
     -----
@@ -59,9 +103,22 @@ def get_session(
         master = "local[*]"
     if master is not None and master.startswith("local"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    settings = {**LOCAL_DEFAULTS, **(conf or {})}
+    if log_level is not None and not _submitted() and "spark.driver.extraJavaOptions" not in settings:
+        settings["spark.driver.extraJavaOptions"] = (
+            f"-Dlog4j2.configurationFile=file:{LOG_CONFIG} -Dnormcore.spark.logLevel={log_level.lower()}"
+        )
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
-    for key, value in {**LOCAL_DEFAULTS, **(conf or {})}.items():
+    for key, value in settings.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # py4j, PySpark and Java errors alike: the session did not start
+        raise ConfigError(
+            f"option --master: cannot start a Spark session on '{master or 'spark-submit master'}' "
+            f"({short_cause(str(exc))})",
+            str(exc),
+        ) from None
+    return session

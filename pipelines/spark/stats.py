@@ -182,7 +182,7 @@ def read_splits(splits: Iterable[FileSplit], source: InputSource, columns: Seque
     """
     for split in splits:
         try:
-            dataset = ds.dataset(split.path, format=source.format, schema=source.schema)
+            dataset = ds.dataset(split.path, format=source.file_format(), schema=source.schema)
             if split.row_groups is None:
                 yield from dataset.to_batches(columns=list(columns), batch_size=BATCH_ROWS)
                 continue

@@ -67,6 +67,8 @@ def test_bad_input_in_the_single_pipeline_is_one_line_and_writes_nothing(tmp_pat
         str(tmp_path / "a.json"),
         "--output",
         str(tmp_path / "out"),
+        "--features",
+        "x,y",  # named: a column without a finite value is an error (the default selection skips it)
         "--engine",
         "beam",
     ]

@@ -63,7 +63,7 @@ CASES = {
     ),
     "validate: report directory of other files": (
         ["validate", "{o}", "--artifact", "{a}", "--report", "{w}/busy"],
-        "option --report: directory '{w}/busy' is not empty and holds no previous report",
+        "option --report: '{w}/busy' exists and was not written by normcore; it is left as it is",
     ),
     "validate: beam engine": (
         ["validate", "{o}", "--artifact", "{a}", "--engine", "beam"],

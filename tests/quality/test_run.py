@@ -87,5 +87,5 @@ def test_run_refuses_a_report_directory_of_other_files_before_fitting(tmp_path, 
     (tmp_path / "validation").mkdir()
     (tmp_path / "validation" / "notes.txt").write_text("mine")
     assert main(["run", "--config", str(config)]) == 2
-    assert "holds no previous report" in capsys.readouterr().err
+    assert "exists and was not written by normcore" in capsys.readouterr().err
     assert not (tmp_path / "artifact.json").exists() and not (tmp_path / "normalized").exists()

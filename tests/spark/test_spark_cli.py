@@ -91,11 +91,15 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path) -> N
         str(tmp_path / "artifact.json"),
         "--output",
         str(tmp_path / "out"),
+        "--features",
+        "x,y",  # named: a column without a finite value is an error (the default selection skips it)
     ]
     done = subprocess.run(command, env=_environment(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 2, done.stderr[-3000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors == [done.stderr.strip().splitlines()[-1]]
+    # No Java logs: only the JVM's own start-up notice may precede the error line.
+    assert [line for line in done.stderr.splitlines() if "incubator modules" not in line] == errors
     assert "column 'x'" in errors[0] and "no finite value" in errors[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
