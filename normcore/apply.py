@@ -91,18 +91,26 @@ class BatchNormalizer:
         self.inverse = inverse
 
     def check_schema(self, schema: pa.Schema, source: str) -> None:
-        """Fail early when ``schema`` lacks a fitted column or the key column.
+        """Fail early when ``schema`` lacks a fitted column or the key column, or a fitted
+        column is not an integer or float column (a bool, a string of digits).
 
         Raises
         ------
         ArtifactError
-            Naming the missing column and the input.
+            Naming the column and the input.
         """
         missing = [name for name in self.features if schema.get_field_index(name) < 0]
         if missing:
             raise ArtifactError(
                 f"input '{source}' lacks fitted column(s) {', '.join(missing)}; it has: {', '.join(schema.names)}"
             )
+        for name in self.features:
+            kind = schema.field(name).type
+            if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+                raise ArtifactError(
+                    f"column '{name}' of '{source}' has type {kind}; the artifact normalizes integer and float "
+                    f"columns only (it was fitted on {self.artifact.feature(name).get('dtype', 'a number')})"
+                )
         if self.artifact.key is not None and schema.get_field_index(self.artifact.key) < 0:
             raise ArtifactError(f"input '{source}' lacks key column '{self.artifact.key}' the artifact was fitted with")
 

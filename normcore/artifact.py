@@ -195,6 +195,10 @@ def load_artifact(path: str | Path) -> Artifact:
         document = json.loads(location.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"artifact '{path}' is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ArtifactError(f"artifact '{path}' is nested too deeply to be an artifact") from None
+    except OSError as exc:
+        raise ArtifactError(f"artifact '{path}' cannot be read ({exc.strerror or exc})") from None
     return parse_artifact(document, str(path))
 
 

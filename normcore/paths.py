@@ -186,11 +186,20 @@ def _identity(location: Path) -> tuple[int, int] | None:
     return status.st_dev, status.st_ino
 
 
+_ERRNO_IN_TEXT = re.compile(r"\[errno (\d+)\]", re.IGNORECASE)
+
+
 def os_error_text(exc: OSError) -> str:
-    """``strerror`` of ``exc`` (or its text), without the paths it may repeat."""
+    """What went wrong, as the system says it (``No space left on device``), without the paths
+    the message may repeat; Arrow's I/O errors carry the errno in their text."""
+    text = str(exc.strerror or exc).strip()
+    found = _ERRNO_IN_TEXT.search(text)
+    if found:
+        return os.strerror(int(found.group(1)))
     if exc.strerror:
         return exc.strerror
-    text = str(exc).strip()
+    if exc.errno:
+        return os.strerror(exc.errno)
     return text.splitlines()[0] if text else type(exc).__name__
 
 

@@ -258,3 +258,18 @@ def test_normalize_run_bad_input_inside_pipeline_writes_nothing(table: pa.Table,
     line = _error_line(capsys)
     assert "'void'" in line and "no finite value" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_normalize_module_is_the_cli_and_keeps_the_configured_method(data_dir: Path, tmp_path: Path) -> None:
+    """`python -m pipelines.beam.normalize` parses as the CLI does: the config's method and params hold."""
+    from pipelines.beam.normalize import run
+
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        f"input: {data_dir}\nartifact: {tmp_path / 'a.json'}\n"
+        "features:\n  - {name: offset, method: minmax, params: {feature_range: [-1, 1]}}\n"
+    )
+    assert run(["fit", "--config", str(config), "--features", "offset"]) == 0
+    transform = json.loads((tmp_path / "a.json").read_text())["features"]["offset"]["transform"]
+    assert transform["method"] == "minmax" and transform["params"]["feature_range"] == [-1.0, 1.0]
+    assert transform["offset"] == -1.0

@@ -121,3 +121,34 @@ def test_worker_tracebacks_map_back_to_normcore_errors(text: str, expected) -> N
         assert error is None
     else:
         assert (type(error).__name__, _first_line(str(error))) == expected
+
+
+@pytest.mark.parametrize(
+    "runner",
+    ["FnApiRunner", "fnapirunner", "DirectRunner", "direct", "apache_beam.runners.portability.fn_api_runner.FnApiRunner"],
+)
+def test_every_name_beam_gives_a_local_runner_runs_in_process(data_dir: Path, tmp_path: Path, runner: str) -> None:
+    """Beam's own dotted name of the FnApiRunner is as local as ``FnApiRunner`` (no --temp_location)."""
+    options = pipeline_options(JobConfig(engine="beam", beam={"runner": runner}))
+    assert isinstance(create_pipeline(options).runner, FnApiRunner)
+    code = main(["fit", str(data_dir), "--artifact", str(tmp_path / "a.json"), "--engine", "beam",
+                 "--runner", runner, "--features", "offset"])
+    assert code == 0
+
+
+@pytest.mark.parametrize(
+    "runner, message",
+    [
+        ("NoSuchRunner", "unknown Beam runner 'NoSuchRunner'; expected one of"),
+        ("apache_beam.runners.nowhere.Runner", "runner 'apache_beam.runners.nowhere.Runner' cannot be imported"),
+        ("apache_beam.runners.runner.NoRunner", "module 'apache_beam.runners.runner' has no runner 'NoRunner'"),
+    ],
+)
+def test_an_unknown_runner_is_named_before_any_data_is_read(
+    data_dir: Path, tmp_path: Path, capsys, runner: str, message: str
+) -> None:
+    code = main(["fit", str(data_dir), "--artifact", str(tmp_path / "a.json"), "--engine", "beam", "--runner", runner])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert "--temp_location" not in err[0]
+    assert list(tmp_path.iterdir()) == []
