@@ -27,15 +27,18 @@ file imports cleanly; both require ``config``, a job file every process of the j
 
 - ``normcore_spark`` (``apache-airflow-providers-apache-spark``): ``SparkSubmitOperator``
   submits ``SPARK_APPLICATION fit|apply ...`` (``pipelines/spark/normalize.py``) through the
-  ``spark_default`` connection (master, deploy mode) with ``--archives SPARK_ENV#environment``,
-  ``SPARK_ENV`` a packed virtualenv holding the normcore wheel (``venv-pack``, see the README's
-  PySpark section) whose ``./environment/bin/python`` runs PySpark (``spark.pyspark.python``).
-  Validation runs with ``--engine spark``.
+  ``spark_default`` connection (master, deploy mode; leave ``spark.master`` out of the job
+  file, which would override it) with ``spark.archives=SPARK_ENV#environment`` (what
+  ``--archives`` sets): ``SPARK_ENV`` is a packed virtualenv holding the normcore wheel
+  (``venv-pack``, see the README's PySpark section) whose ``./environment/bin/python`` runs
+  PySpark on the executors (``spark.pyspark.python``) and, in cluster deploy mode, on the
+  driver (``spark.pyspark.driver.python``, param ``spark_driver_python``: in client mode a
+  local Python with normcore). Validation runs with ``--engine spark``.
 - ``normcore_beam`` (``apache-airflow-providers-apache-beam`` and, as its operators require it,
-  ``apache-airflow-providers-google``): ``BeamRunPythonPipelineOperator``
-  runs ``PYTHON -m pipelines.beam.normalize fit|apply --input=... --runner=BEAM_RUNNER``,
-  ``PYTHON`` an interpreter with normcore installed; remote runners take their options from
-  the job file's ``beam.options`` (on Dataflow, ship the wheel with ``extra_package``).
+  ``apache-airflow-providers-google``): ``BeamRunPythonPipelineOperator`` runs
+  ``PYTHON -m pipelines.beam.normalize fit|apply --input=... --runner=BEAM_RUNNER``, ``PYTHON``
+  an interpreter with normcore installed; remote runners take their options from the job
+  file's ``beam.options`` (on Dataflow, ship the wheel with ``extra_package``).
 """
 
 from __future__ import annotations
@@ -180,19 +183,18 @@ build_dag(
 
 if SparkSubmitOperator is not None:
 
-    class NormcoreSparkSubmitOperator(SparkSubmitOperator):
-        """``SparkSubmitOperator`` whose ``archives`` is templated too (the packed env is a param)."""
-
-        template_fields = (*SparkSubmitOperator.template_fields, "archives")
-
-    def spark_fit_and_apply() -> tuple[NormcoreSparkSubmitOperator, NormcoreSparkSubmitOperator]:
+    def spark_fit_and_apply() -> tuple[SparkSubmitOperator, SparkSubmitOperator]:
         """fit and apply as spark-submit jobs of ``pipelines/spark/normalize.py``."""
         submit = {
             "application": "{{ params.spark_application }}",
-            "archives": "{{ params.spark_env }}#environment",
-            "conf": {"spark.pyspark.python": "./environment/bin/python"},
+            # spark.archives is --archives; conf is templated, the operator's archives argument is not
+            "conf": {
+                "spark.archives": "{{ params.spark_env }}#environment",
+                "spark.pyspark.python": "./environment/bin/python",
+                "spark.pyspark.driver.python": "{{ params.spark_driver_python }}",
+            },
         }
-        fit = NormcoreSparkSubmitOperator(
+        fit = SparkSubmitOperator(
             task_id="fit",
             name="normcore-fit",
             application_args=[
@@ -206,7 +208,7 @@ if SparkSubmitOperator is not None:
             ],
             **submit,
         )
-        apply = NormcoreSparkSubmitOperator(
+        apply = SparkSubmitOperator(
             task_id="apply",
             name="normcore-apply",
             application_args=[
@@ -231,6 +233,12 @@ if SparkSubmitOperator is not None:
             "config": REQUIRED_CONFIG,
             "spark_application": Param(description="path of pipelines/spark/normalize.py for spark-submit", **PATH),
             "spark_env": Param(description="packed virtualenv with normcore (venv-pack .tar.gz)", **PATH),
+            "spark_driver_python": Param(
+                "./environment/bin/python",
+                description="the driver's Python: the packed env's in cluster deploy mode; in client mode"
+                " (the driver runs on the Airflow worker) a local Python with normcore",
+                **PATH,
+            ),
         },
         spark_fit_and_apply,
         "spark",
