@@ -83,3 +83,24 @@ bench-spark: setup ## Spark engine benchmark: fit + apply + write of 2M rows vs 
 # LayerNorm / RMSNorm kernels (issue 10): needs a CUDA GPU; elsewhere it prints that it skipped.
 bench-gpu: setup ## LayerNorm / RMSNorm kernels vs torch and Liger: GB/s and % of peak bandwidth (CUDA GPU)
 	$(PY) bench/layernorm_gpu.py
+
+# The Airflow DAG (pipelines/airflow) and its test run in their own venv, installed only from
+# locks/airflow.txt (exact versions and hashes), never in .venv: Airflow's Spark provider
+# pulls pyspark-client, which replaces pyspark's files.
+AIRFLOW_VENV ?= .venv-airflow
+NORMCORE ?= $(CURDIR)/$(VENV)/bin/normcore
+UV_PIN := uv==0.13.9
+.PHONY: airflow-test lock-airflow
+
+$(AIRFLOW_VENV)/.installed: locks/airflow.txt
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install -q --require-hashes -r locks/airflow.txt
+	touch $@
+
+airflow-test: setup $(AIRFLOW_VENV)/.installed ## run the Airflow DAG on sample data: a clean batch passes, a tampered one fails at validate
+	$(PY) tests/airflow/check_dag.py --airflow $(AIRFLOW_VENV)/bin/airflow --normcore $(NORMCORE)
+
+lock-airflow: ## re-resolve locks/airflow.in to the newest versions it allows, into locks/airflow.txt (with hashes)
+	test -x build/uv/bin/uv || ($(PYTHON) -m venv build/uv && build/uv/bin/pip install -q $(UV_PIN))
+	build/uv/bin/uv pip compile --quiet --upgrade --universal --python-version 3.11 --generate-hashes \
+		--custom-compile-command 'make lock-airflow' locks/airflow.in -o locks/airflow.txt
