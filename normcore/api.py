@@ -112,7 +112,7 @@ def fit(
         "normcore.fit",
     )
     plan = resolve_plan(job, table.schema, "<data>")
-    return fit_batches(plan, table.select(plan.columns()).to_batches(), None)
+    return fit_batches(plan, table.to_batches, None)
 
 
 class Normalizer:

@@ -92,7 +92,8 @@ class BatchNormalizer:
 
     def check_schema(self, schema: pa.Schema, source: str) -> None:
         """Fail early when ``schema`` lacks a fitted column or the key column, or a fitted
-        column is not an integer or float column (a bool, a string of digits).
+        column is not an integer or float column (a bool, a string of digits); a column of
+        nulls only (type null, as an empty CSV reads) is accepted.
 
         Raises
         ------
@@ -106,7 +107,7 @@ class BatchNormalizer:
             )
         for name in self.features:
             kind = schema.field(name).type
-            if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)):
                 raise ArtifactError(
                     f"column '{name}' of '{source}' has type {kind}; the artifact normalizes integer and float "
                     f"columns only (it was fitted on {self.artifact.feature(name).get('dtype', 'a number')})"

@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
@@ -41,12 +42,16 @@ from typing import Any
 
 from normcore.errors import ArtifactError
 from normcore.paths import Target, Writes, file_starts_with
-from normcore.transforms import FittedTransform, transform_from_dict
+from normcore.stats import QuantileSketch
+from normcore.transforms import Fitted, fitted_from_entry
 
 FORMAT = "normcore.artifact"
 VERSION = 1
 _STAT_FIELDS = ("count", "null_count", "nan_count", "inf_count", "mean", "var", "std", "min", "max", "max_abs")
 _TOP_FIELDS = ("engine", "created_at", "rows", "features")
+_COUNT_FIELDS = ("count", "null_count", "nan_count", "inf_count")
+#: Deepest nesting of a valid artifact is 6 (keys.K.features.F.stats.quantiles.percentiles).
+MAX_DEPTH = 12
 
 
 def canonical_json(document: Mapping[str, Any]) -> str:
@@ -71,7 +76,7 @@ class Artifact:
         self._document = copy.deepcopy(dict(document))
         self._document.pop("checksum", None)
         self._source = source
-        self._transforms: dict[tuple[str, str | None], FittedTransform] = {}
+        self._transforms: dict[tuple[str, str | None], Fitted] = {}
         _check_structure(self._document, source)
 
     @classmethod
@@ -133,12 +138,11 @@ class Artifact:
         """Whether ``key`` had its own statistics at fit time."""
         return key in self._document.get("keys", {})
 
-    def transform(self, name: str, key: str | None = None) -> FittedTransform:
+    def transform(self, name: str, key: str | None = None) -> Fitted:
         """The fitted transform of ``name`` (global, or for ``key`` with fallback)."""
         cache_key = (name, key)
         if cache_key not in self._transforms:
-            entry = self._entry(name, key)["transform"]
-            self._transforms[cache_key] = transform_from_dict(entry)
+            self._transforms[cache_key] = fitted_from_entry(self._entry(name, key)["transform"])
         return self._transforms[cache_key]
 
     def _entry(self, name: str, key: str | None) -> dict[str, Any]:
@@ -206,6 +210,8 @@ def parse_artifact(document: Any, source: str) -> Artifact:
     """Verify an artifact dict read from ``source`` (format, version, checksum, fields)."""
     if not isinstance(document, dict):
         raise ArtifactError(f"artifact '{source}' is not a JSON object")
+    if _depth(document) > MAX_DEPTH:
+        raise ArtifactError(f"artifact '{source}' is nested more than {MAX_DEPTH} levels deep; no artifact is")
     if document.get("format") != FORMAT:
         raise ArtifactError(f"artifact '{source}': format is {document.get('format')!r}, expected '{FORMAT}'")
     if document.get("version") != VERSION:
@@ -225,21 +231,50 @@ def parse_artifact(document: Any, source: str) -> Artifact:
     return Artifact(document, source)
 
 
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests containers (iteratively: hostile input cannot exhaust the stack)."""
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_DEPTH:
+                return deepest
+            pending.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _check_structure(document: Mapping[str, Any], source: str) -> None:
     for field in ("format", "version", *_TOP_FIELDS):
         if field not in document:
             raise ArtifactError(f"artifact '{source}': required field '{field}' is missing")
+    if not _count(document["rows"]):
+        raise ArtifactError(f"artifact '{source}': rows: expected a non-negative integer, got {document['rows']!r}")
     features = document["features"]
     if not isinstance(features, dict) or not features:
         raise ArtifactError(f"artifact '{source}': 'features' must be a non-empty object")
     _check_features(features, source, "features")
-    if document.get("key") is not None:
+    key = document.get("key")
+    if key is not None:
+        if not isinstance(key, str):
+            raise ArtifactError(f"artifact '{source}': key: expected a column name, got {key!r}")
         keys = document.get("keys")
         if not isinstance(keys, dict):
             raise ArtifactError(f"artifact '{source}': required field 'keys' is missing (fitted with key)")
         for value, entry in keys.items():
-            if not isinstance(entry, dict) or "features" not in entry or "rows" not in entry:
+            if not isinstance(entry, dict) or not isinstance(entry.get("features"), dict) or "rows" not in entry:
                 raise ArtifactError(f"artifact '{source}': keys.{value} needs 'rows' and 'features'")
+            if not _count(entry["rows"]):
+                raise ArtifactError(f"artifact '{source}': keys.{value}.rows: expected a non-negative integer")
+            unknown = [name for name in entry["features"] if name not in features]
+            if unknown:
+                raise ArtifactError(f"artifact '{source}': keys.{value}.features.{unknown[0]} is not a feature")
             _check_features(entry["features"], source, f"keys.{value}.features")
 
 
@@ -251,10 +286,34 @@ def _check_features(features: Mapping[str, Any], source: str, where: str) -> Non
         for part in ("stats", "transform"):
             if not isinstance(entry.get(part), dict):
                 raise ArtifactError(f"artifact '{source}': required field '{path}.{part}' is missing")
-        for stat in _STAT_FIELDS:
-            if stat not in entry["stats"]:
-                raise ArtifactError(f"artifact '{source}': required field '{path}.stats.{stat}' is missing")
+        missing = [field for field in _STAT_FIELDS if field not in entry["stats"]]
+        if missing:
+            raise ArtifactError(f"artifact '{source}': required field '{path}.stats.{missing[0]}' is missing")
+        problem = _stats_problem(entry["stats"])
+        if problem:
+            raise ArtifactError(f"artifact '{source}': {path}.stats.{problem}")
         try:
-            transform_from_dict(entry["transform"])
+            fitted_from_entry(entry["transform"], f"{path}.transform")
         except ArtifactError as exc:
-            raise ArtifactError(f"artifact '{source}': {path}.transform: {exc}") from None
+            raise ArtifactError(f"artifact '{source}': {exc}") from None
+
+
+def _stats_problem(stats: Mapping[str, Any]) -> str | None:
+    """The first field of a ``stats`` entry (every field present) that is invalid, with why."""
+    for field in _COUNT_FIELDS:
+        if not _count(stats[field]):
+            return f"{field}: expected a non-negative integer, got {stats[field]!r}"
+    for field in ("mean", "var", "std", "min", "max", "max_abs"):
+        value = stats[field]
+        if value is None and (stats["count"] == 0 or field == "var"):
+            continue  # no finite value; or a variance beyond float64 (its std is given)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"{field}: expected a finite number, got {value!r}"
+    if stats["count"] and not stats["min"] <= stats["max"]:
+        return "min: greater than max"
+    if "quantiles" in stats:
+        try:
+            QuantileSketch.from_dict(stats["quantiles"])
+        except (ValueError, TypeError, KeyError) as exc:
+            return f"quantiles.{exc}"
+    return None

@@ -357,7 +357,7 @@ def build_job(config: dict[str, Any], source: str) -> JobConfig:
     for index, feature in enumerate(job.features or []):
         method = METHODS[feature.method or job.method]
         try:
-            method.params.model_validate(feature.params)
+            method.params(feature.params)
         except ValidationError as exc:
             raise ConfigError(validation_message(exc, source, f"features[{index}].params")) from None
     return job

@@ -13,18 +13,6 @@ def _number(value: object) -> str:
     return str(value)
 
 
-def _transform_summary(transform: dict) -> str:
-    if transform["kind"] == "linear":
-        text = f"(x - {_number(transform['shift'])}) / {_number(transform['scale'])}"
-        if transform["offset"]:
-            text += f" + {_number(transform['offset'])}"
-        if transform.get("clip"):
-            text += f", clip {transform['clip']}"
-    else:
-        text = f"{len(transform['quantiles'])} quantiles -> {transform['output']}"
-    return text + (" [constant]" if transform.get("constant") else "")
-
-
 def render_artifact(artifact: Artifact, title: str, key: str | None = None) -> str:
     """A plain-text table of every feature: method, counts, moments, transform."""
     document = artifact.document
@@ -48,7 +36,7 @@ def render_artifact(artifact: Artifact, title: str, key: str | None = None) -> s
                     _number(stats[s])
                     for s in ("count", "null_count", "nan_count", "inf_count", "mean", "std", "min", "max")
                 ),
-                _transform_summary(transform),
+                artifact.transform(name, key).describe(),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

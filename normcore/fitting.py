@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,8 +18,8 @@ from normcore import __version__
 from normcore.artifact import FORMAT, VERSION, Artifact
 from normcore.errors import InputError
 from normcore.plan import FeaturePlan, FitPlan
-from normcore.stats import ColumnStats, FeatureStatsCombiner, StatsAccumulator
-from normcore.transforms import fit_method
+from normcore.stats import ColumnRequest, ColumnStats, KeyedStats, StatsAccumulator
+from normcore.transforms import FitRefused
 
 #: Percentiles listed in the artifact (readable summary of each sketch).
 SUMMARY_PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
@@ -33,18 +33,29 @@ class EmptyFeatureWarning(UserWarning):
     """Columns of the default selection hold no finite value; they were left out."""
 
 
-def _feature_entry(feature: FeaturePlan, column: ColumnStats, ddof: int) -> tuple[dict[str, Any], bool]:
-    fit = fit_method(feature.method, feature.params, column.moments, column.sketch, ddof)
-    stats = column.moments.summary()
-    if column.sketch is not None:
-        quantiles = column.sketch.to_dict()
-        percentiles = column.sketch.percentiles(list(SUMMARY_PERCENTILES))
+def _feature_entry(
+    feature: FeaturePlan, column: ColumnStats, ddof: int, where: str
+) -> tuple[dict[str, Any], bool]:
+    method = feature.method_object
+    moments = column.moments
+    if method.uses_variance(feature.params) and not math.isfinite(moments.std(0)):
+        raise InputError(f"column '{feature.name}'{where}: its standard deviation overflows float64")
+    try:
+        fit = method.fit(column, feature.params, ddof)
+    except FitRefused as exc:
+        raise InputError(f"column '{feature.name}'{where}: {exc}; rescale it or choose another method") from None
+    stats = fit.stats if fit.stats is not None else moments.summary()
+    sketch = fit.sketch if fit.sketch is not None else column.sketch
+    if sketch is not None:
+        quantiles = sketch.to_dict()
+        percentiles = sketch.percentiles(list(SUMMARY_PERCENTILES))
         quantiles["percentiles"] = {str(p): float(v) for p, v in zip(SUMMARY_PERCENTILES, percentiles, strict=True)}
         stats["quantiles"] = quantiles
     transform = {
         "method": feature.method,
         "params": feature.params.model_dump(mode="json"),
-        **fit.transform.to_dict(),
+        "kind": method.kind,
+        **fit.values,
         "constant": fit.constant,
         **fit.details,
     }
@@ -58,11 +69,50 @@ def _check_fittable(name: str, column: ColumnStats, where: str) -> None:
             f"column '{name}'{where} has no finite value to fit "
             f"({m.null_count} null, {m.nan_count} NaN, {m.inf_count} inf)"
         )
-    if not (math.isfinite(m.mean) and math.isfinite(m.m2)):
-        raise InputError(
-            f"column '{name}'{where}: its moments overflow float64 (max |x| = {m.max_abs:.3g}); "
-            "rescale the column before normalizing it"
-        )
+
+
+Gather = Callable[[Sequence[ColumnRequest]], tuple[StatsAccumulator, "KeyedStats | None"]]
+
+
+def fit_in_passes(
+    plan: FitPlan, gather: Gather, *, engine: str, source: str | None = None
+) -> Artifact:
+    """Gather statistics in as many passes as the plan's methods need, then fit.
+
+    Parameters
+    ----------
+    plan : FitPlan
+    gather : callable
+        ``gather(requests) -> (accumulator, keyed)``: one pass of the engine over the data
+        for these column requests (keyed per ``plan.key``; ``keyed`` is None without a
+        key). Every engine provides one; this loop is the same for all of them.
+    engine, source : str
+        Recorded in the artifact.
+
+    Returns
+    -------
+    Artifact
+
+    Notes
+    -----
+    Most plans take one pass. A method that searches a parameter (``power``) asks for
+    further passes (:meth:`FitPlan.next_requests`); their search states are merged into
+    the first pass's statistics, so the fit sees every pass.
+    """
+    accumulator, keyed = gather(plan.requests())
+    while accumulator.rows and (requests := plan.next_requests(accumulator, keyed)):
+        more, more_keyed = gather(requests)
+        _absorb(accumulator, more)
+        for value, state in (more_keyed or {}).items():
+            _absorb(keyed[value], state)
+    return build_artifact(plan, accumulator, keyed, engine=engine, source=source)
+
+
+def _absorb(accumulator: StatsAccumulator, more: StatsAccumulator) -> None:
+    for name, column in more.columns.items():
+        if column.search is not None:
+            target = accumulator.columns[name]
+            target.search = column.search if target.search is None else target.search.merge(column.search)
 
 
 def build_artifact(
@@ -120,7 +170,7 @@ def build_artifact(
     for feature in plan.features:
         column = accumulator.columns[feature.name]
         _check_fittable(feature.name, column, where)
-        features[feature.name], constant = _feature_entry(feature, column, plan.ddof)
+        features[feature.name], constant = _feature_entry(feature, column, plan.ddof, where)
         if constant:
             warnings.warn(
                 f"feature '{feature.name}' is constant (zero spread); its scale is set to 1",
@@ -141,11 +191,11 @@ def build_artifact(
     if source is not None:
         document["source"] = source
     if plan.key is not None:
-        document["keys"] = _keyed_entries(plan, keyed or {})
+        document["keys"] = _keyed_entries(plan, keyed or {}, where)
     return Artifact(document)
 
 
-def _keyed_entries(plan: FitPlan, keyed: Mapping[str | None, StatsAccumulator]) -> dict[str, Any]:
+def _keyed_entries(plan: FitPlan, keyed: Mapping[str | None, StatsAccumulator], where: str) -> dict[str, Any]:
     entries: dict[str, Any] = {}
     constant_keys: dict[str, int] = {}
     values = sorted(v for v in keyed if v is not None)
@@ -156,7 +206,9 @@ def _keyed_entries(plan: FitPlan, keyed: Mapping[str | None, StatsAccumulator]) 
             column = accumulator.columns[feature.name]
             if column.moments.count == 0:
                 continue  # no finite value for this key: apply falls back to the global entry
-            features[feature.name], constant = _feature_entry(feature, column, plan.ddof)
+            features[feature.name], constant = _feature_entry(
+                feature, column, plan.ddof, f"{where} (key {plan.key} = '{value}')"
+            )
             constant_keys[feature.name] = constant_keys.get(feature.name, 0) + constant
         entries[value] = {"rows": accumulator.rows, "features": features}
     for name, count in constant_keys.items():
@@ -167,9 +219,3 @@ def _keyed_entries(plan: FitPlan, keyed: Mapping[str | None, StatsAccumulator]) 
                 stacklevel=3,
             )
     return entries
-
-
-def merge_keyed(combiner: FeatureStatsCombiner, keyed: Mapping[str | None, StatsAccumulator]) -> StatsAccumulator:
-    """The global accumulator of a keyed fit: the merge of every key's, null key included."""
-    merged = combiner.create_accumulator()
-    return combiner.merge_accumulators([merged, *keyed.values()])

@@ -7,14 +7,15 @@ parameters are decided once, here, against the input's Arrow schema.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import pyarrow as pa
 from pydantic import ValidationError
 
 from normcore.config import FeatureConfig, JobConfig, validation_message
 from normcore.errors import ConfigError, InputError
-from normcore.stats import ColumnRequest
-from normcore.transforms import METHODS, MethodParams, method_names
+from normcore.stats import ColumnRequest, KeyedStats, StatsAccumulator
+from normcore.transforms import METHODS, Method, MethodParams, method_names
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,13 @@ class FeaturePlan:
     by_default: bool = False
 
     @property
-    def needs_quantiles(self) -> bool:
-        """Whether a quantile sketch is gathered for this column."""
-        return self.sketch or METHODS[self.method].needs_quantiles
+    def method_object(self) -> Method:
+        """The :class:`~normcore.transforms.Method` of this feature."""
+        return METHODS[self.method]
 
     def request(self) -> ColumnRequest:
-        """What the statistics combiner gathers for this column."""
-        sketch_k = getattr(self.params, "sketch_k", None)
-        if sketch_k is None:
-            return ColumnRequest(self.name, self.needs_quantiles)
-        return ColumnRequest(self.name, self.needs_quantiles, sketch_k)
+        """What the statistics combiner gathers for this column (first pass)."""
+        return self.method_object.request(self.name, self.params, self.sketch)
 
 
 @dataclass(frozen=True)
@@ -54,9 +52,34 @@ class FitPlan:
     ddof: int = 0
     key: str | None = None
 
+    @cached_property
+    def _first_pass(self) -> tuple[ColumnRequest, ...]:
+        return tuple(f.request() for f in self.features)
+
     def requests(self) -> list[ColumnRequest]:
-        """Combiner requests, one per feature."""
-        return [f.request() for f in self.features]
+        """Combiner requests of the first pass, one per feature (the same objects each call)."""
+        return list(self._first_pass)
+
+    @property
+    def single_pass(self) -> bool:
+        """Whether every feature fits from one pass over the data."""
+        return not self.multi_pass_features()
+
+    def multi_pass_features(self) -> list[str]:
+        """Features whose method searches a parameter over several passes."""
+        return [r.name for r in self._first_pass if r.search is not None]
+
+    def next_requests(self, accumulator: StatsAccumulator, keyed: KeyedStats | None) -> list[ColumnRequest]:
+        """Requests of another pass over the data, for the features whose fit needs one
+        (:meth:`~normcore.transforms.Method.next_pass`); empty when every fit can finish."""
+        requests = []
+        for feature in self.features:
+            request = feature.method_object.next_pass(
+                feature.name, feature.params, accumulator.columns[feature.name], keyed
+            )
+            if request is not None:
+                requests.append(request)
+        return requests
 
     def columns(self) -> list[str]:
         """Columns a fit reads: the features and the key."""
@@ -159,7 +182,7 @@ def resolve_plan(job: JobConfig, schema: pa.Schema, source: str) -> FitPlan:
             raise ConfigError(f"column '{feature.name}' is the key column and cannot be a feature too")
         method = feature.method or job.method
         try:
-            params = METHODS[method].params.model_validate(feature.params)
+            params = METHODS[method].params(feature.params)
         except ValidationError as exc:
             raise ConfigError(validation_message(exc, f"feature '{feature.name}'", "params")) from None
         features.append(FeaturePlan(feature.name, str(data_type), method, params, job.sketch, by_default))

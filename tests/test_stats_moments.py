@@ -6,6 +6,7 @@ import copy
 import json
 import math
 import pickle
+from fractions import Fraction
 
 import numpy as np
 import pyarrow as pa
@@ -216,8 +217,25 @@ def test_states_round_trip_through_pickle_and_json() -> None:
     assert MomentsState.from_dict(json.loads(json.dumps(empty.to_dict()))) == empty
 
 
-def test_overflowing_moments_are_an_input_error() -> None:
-    import normcore
-
-    with pytest.raises(normcore.InputError, match=r"column 'x': its moments overflow float64 \(max \|x\| = 1e\+300\)"):
-        normcore.fit({"x": np.array([1e300, -1e300, 5.0])})
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1e300, -1e300, 5.0],
+        [1.6e308, 1.6e308, 1.6e308],
+        [1.7e308, 1e308, -1e307, 5.0],
+        [1e200, 2e200, 3e200, 4e200],
+    ],
+)
+def test_moments_are_exact_to_the_edge_of_float64(values: list[float]) -> None:
+    """Squares beyond the float64 range: the state sums scaled by a power of two, so the mean
+    and standard deviation stay exact (to a few ulps) wherever they are representable."""
+    array = np.asarray(values)
+    exact = [Fraction(v) for v in values]
+    mean = sum(exact) / len(exact)
+    variance = sum((v - mean) ** 2 for v in exact) / len(exact)
+    state = MomentsState().add_values(array[:2]).merge(MomentsState().add_values(array[2:]))
+    # The square root of an exact rational, through integer square roots (no float overflow).
+    std = float(Fraction(math.isqrt(int(variance * 10**1400)), 10**700))
+    assert state.std() == pytest.approx(std, rel=1e-14, abs=0)
+    # The mean to a few ulps of max(|mean|, std), as MomentsState documents.
+    assert state.mean == pytest.approx(float(mean), rel=0, abs=1e-15 * max(abs(float(mean)), std))

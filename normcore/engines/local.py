@@ -15,43 +15,32 @@ from normcore.apply import ApplyCounts, BatchNormalizer
 from normcore.artifact import Artifact
 from normcore.config import JobConfig
 from normcore.errors import InputError
-from normcore.fitting import build_artifact, merge_keyed
+from normcore.fitting import fit_in_passes
 from normcore.io import InputSource, RollingParquetWriter
-from normcore.keys import key_groups
 from normcore.plan import FitPlan
 from normcore.progress import row_progress
-from normcore.stats import FeatureStatsCombiner, StatsAccumulator
+from normcore.stats import ColumnRequest, FeatureStatsCombiner, KeyedStats, StatsAccumulator, fold_batches
 
 
 def fit(job: JobConfig, plan: FitPlan, source: InputSource, *, argv: Sequence[str] = ()) -> Artifact:
-    """Fit ``plan`` on ``source`` in this process."""
-    with row_progress("fit", lambda: _total_rows(source)) as advance:
-        batches = source.batches(plan.columns(), job.local.batch_size)
-        return fit_batches(plan, batches, source.path, advance)
+    """Fit ``plan`` on ``source`` in this process (one streaming pass per pass the fit needs)."""
+
+    def gather(requests: Sequence[ColumnRequest]) -> tuple[StatsAccumulator, KeyedStats | None]:
+        columns = [r.name for r in requests] + ([plan.key] if plan.key else [])
+        with row_progress("fit", lambda: _total_rows(source)) as advance:
+            batches = source.batches(columns, job.local.batch_size)
+            return fold_batches(FeatureStatsCombiner(requests), batches, plan.key, advance)
+
+    return fit_in_passes(plan, gather, engine="local", source=source.path)
 
 
-def fit_batches(
-    plan: FitPlan,
-    batches: Iterable[pa.RecordBatch],
-    source: str | None,
-    advance: Callable[[int], None] = lambda rows: None,
-) -> Artifact:
-    """Fit ``plan`` on a stream of record batches (rows with a null key count globally)."""
-    combiner = FeatureStatsCombiner(plan.requests())
-    if plan.key is None:
-        accumulator = combiner.create_accumulator()
-        for batch in batches:
-            combiner.add_batch(accumulator, batch)
-            advance(batch.num_rows)
-        return build_artifact(plan, accumulator, engine="local", source=source)
-    keyed: dict[str | None, StatsAccumulator] = {}
-    for batch in batches:
-        for value, rows in key_groups(batch.column(plan.key)):
-            if value not in keyed:
-                keyed[value] = combiner.create_accumulator()
-            combiner.add_batch(keyed[value], batch.take(pa.array(rows)))
-        advance(batch.num_rows)
-    return build_artifact(plan, merge_keyed(combiner, keyed), keyed, engine="local", source=source)
+def fit_batches(plan: FitPlan, batches: Callable[[], Iterable[pa.RecordBatch]], source: str | None) -> Artifact:
+    """Fit ``plan`` on record batches in memory; ``batches()`` yields them anew for each pass."""
+
+    def gather(requests: Sequence[ColumnRequest]) -> tuple[StatsAccumulator, KeyedStats | None]:
+        return fold_batches(FeatureStatsCombiner(requests), batches(), plan.key)
+
+    return fit_in_passes(plan, gather, engine="local", source=source)
 
 
 def apply(

@@ -11,22 +11,23 @@ The artifact's statistics describe the *input* the transforms were fitted on. Wh
 an output must look like follows from pushing those statistics through the fitted
 transform, which is monotone non-decreasing for every method:
 
-* **Range** (``expect_column_values_to_be_between``, ``mostly`` from the config).
-  Methods with a documented output range use it: ``minmax`` its ``feature_range``,
-  ``decimal`` and ``maxabs`` ``[-1, 1]``, ``quantile`` ``[0, 1]`` (``normal``
-  output: scikit-learn's clip bounds). The others (``zscore``, ``robust``,
-  ``mean``, ``identity``) use the fitted input range ``[min, max]`` mapped through
-  the transform. On the data the artifact was fitted on, every value conforms, so
+* **Range** (``expect_column_values_to_be_between``, ``mostly`` from the config):
+  each method's :meth:`~normcore.transforms.Method.output_range`. Methods with a
+  documented output range use it: ``minmax`` its ``feature_range``, ``decimal`` and
+  ``maxabs`` ``[-1, 1]``, ``quantile`` ``[0, 1]`` (``normal`` output: scikit-learn's
+  clip bounds). The others use the fitted range ``[min, max]`` (of the space the
+  method fits in) mapped through the transform. On the data the artifact was fitted on, every value conforms, so
   the share of values in range (the *input range conformity*) measures how much of
   new data lies inside what the fit saw. Bounds are widened by ``1e-9`` relative,
   for rounding.
 * **Not null** (``expect_column_values_to_not_be_null``) where the fitted input had
   no null, NaN or inf (the validators present all three as missing; pandas cannot
   tell null from NaN).
-* **Moments** of ``zscore`` features (``expect_column_mean_to_be_between``,
-  ``expect_column_stdev_to_be_between``). The expected mean is the transform of
-  the fitted mean (0 when centred); the expected standard deviation is what Great
-  Expectations computes, a *sample* one (ddof 1): ``sqrt(var * N / (N - 1)) /
+* **Moments** of standardized features (``zscore``; ``log`` and ``power`` with
+  ``standardize``: :meth:`~normcore.transforms.Method.standardized`), with
+  ``expect_column_mean_to_be_between`` and ``expect_column_stdev_to_be_between``. The
+  expected mean is the linear part applied to the fitted mean (0 when centred); the
+  expected standard deviation is what Great Expectations computes, a *sample* one (ddof 1): ``sqrt(var * N / (N - 1)) /
   scale`` with ``var`` the fitted population variance over ``N`` values, so exactly
   1 for ``ddof: 1`` and ``sqrt(N / (N - 1))`` for ``ddof: 0``. On the fitted data
   both hold to rounding; new data of ``n`` values from the same distribution
@@ -34,7 +35,7 @@ transform, which is monotone non-decreasing for every method:
   difference between two samples of ``n`` and ``N`` values: ``z * sd * sqrt(1/n +
   1/N)`` for the mean and ``z * sd * sqrt(1/(2(n-1)) + 1/(2(N-1)))`` for the
   standard deviation (normal-theory; heavy tails need a larger ``z``).
-* **Quantiles** of ``robust`` and ``quantile`` features
+* **Quantiles** of ``robust`` and ``quantile`` features (``checks_quantiles``)
   (``expect_column_quantile_values_to_be_between``). The tolerance is set in rank:
   quantile ``q`` of the output must lie between the transformed fitted quantiles
   at ranks ``q - d`` and ``q + d``, with ``d = rank_error + z * sqrt(q (1 - q)
@@ -68,14 +69,9 @@ from normcore.config import ValidationConfig
 from normcore.errors import ArtifactError
 from normcore.io import InputSource
 from normcore.stats import QuantileSketch
-from normcore.transforms import LinearTransform, normal_clip_bounds, transform_from_dict
 
 #: Relative widening of every expected bound, for floating-point rounding.
 ROUNDING = 1e-9
-
-#: Methods whose output range is part of their definition.
-_DEFINED_RANGES = {"decimal": (-1.0, 1.0), "maxabs": (-1.0, 1.0)}
-
 
 @dataclass(frozen=True)
 class Check:
@@ -128,24 +124,10 @@ def _widen(low: float, high: float) -> tuple[float, float]:
     return low - pad, high + pad
 
 
-def _entry_range(entry: Mapping[str, Any]) -> tuple[float, float]:
-    transform = entry["transform"]
-    method = transform["method"]
-    if method == "minmax":
-        low, high = transform["params"]["feature_range"]
-        return float(low), float(high)
-    if method in _DEFINED_RANGES:
-        return _DEFINED_RANGES[method]
-    if method == "quantile":
-        return normal_clip_bounds() if transform["output"] == "normal" else (0.0, 1.0)
-    stats = entry["stats"]
-    fitted = transform_from_dict(transform)
-    low, high = fitted.forward(np.array([stats["min"], stats["max"]], dtype=np.float64))
-    return float(low), float(high)
-
-
-def _entries(artifact: Artifact, name: str) -> list[dict[str, Any]]:
-    return [artifact.feature(name)] + [artifact.feature(name, key) for key in artifact.key_values]
+def _entry_range(artifact: Artifact, name: str, key: str | None) -> tuple[float, float]:
+    fitted = artifact.transform(name, key)
+    stats = artifact.feature(name, key)["stats"]
+    return fitted.method.output_range(fitted.numpy_operands, fitted.params, stats)
 
 
 def expected_ranges(artifact: Artifact, widen: bool = True) -> dict[str, tuple[float, float]]:
@@ -157,7 +139,7 @@ def expected_ranges(artifact: Artifact, widen: bool = True) -> dict[str, tuple[f
     """
     ranges = {}
     for name in artifact.feature_names:
-        bounds = [_entry_range(entry) for entry in _entries(artifact, name)]
+        bounds = [_entry_range(artifact, name, key) for key in (None, *artifact.key_values)]
         low, high = min(b[0] for b in bounds), max(b[1] for b in bounds)
         ranges[name] = _widen(low, high) if widen else (low, high)
     return ranges
@@ -185,15 +167,17 @@ def _values_checked(rows_checked: int, stats: Mapping[str, Any], fitted_rows: in
     return max(2, round(rows_checked * share))
 
 
-def _moment_checks(name: str, entry: Mapping[str, Any], n: int, z: float) -> list[Check]:
-    stats = entry["stats"]
-    fitted = transform_from_dict(entry["transform"])
+def _moment_checks(name: str, artifact: Artifact, n: int, z: float) -> list[Check]:
+    stats = artifact.feature(name)["stats"]
+    fitted = artifact.transform(name)
+    linear = fitted.method.standardized(fitted.operands, fitted.params)
     count = int(stats["count"])
-    if count < 2 or not isinstance(fitted, LinearTransform):
+    if count < 2 or linear is None:
         return []
-    mean = (stats["mean"] - fitted.shift) / fitted.scale + fitted.offset
-    population_sd = math.sqrt(stats["var"]) / fitted.scale
-    sample_sd = math.sqrt(stats["var"] * count / (count - 1)) / fitted.scale
+    shift, scale, offset = linear
+    mean = (stats["mean"] - shift) / scale + offset
+    population_sd = stats["std"] / scale
+    sample_sd = population_sd * math.sqrt(count / (count - 1))
     mean_tolerance = z * population_sd * math.sqrt(1 / n + 1 / count) + ROUNDING * (1 + abs(mean))
     sd_tolerance = z * sample_sd * math.sqrt(1 / (2 * (n - 1)) + 1 / (2 * (count - 1))) + ROUNDING * (1 + sample_sd)
     origin = f"fitted on {count} values; tolerance {z:g} standard errors at {n} values"
@@ -215,12 +199,12 @@ def _moment_checks(name: str, entry: Mapping[str, Any], n: int, z: float) -> lis
     ]
 
 
-def _quantile_check(name: str, entry: Mapping[str, Any], quantiles: Sequence[float], n: int, z: float) -> list[Check]:
-    stats = entry["stats"]
-    if "quantiles" not in stats:
+def _quantile_check(name: str, artifact: Artifact, quantiles: Sequence[float], n: int, z: float) -> list[Check]:
+    stats = artifact.feature(name)["stats"]
+    fitted = artifact.transform(name)
+    if "quantiles" not in stats or not fitted.method.checks_quantiles:
         return []
     sketch = QuantileSketch.from_dict(stats["quantiles"])
-    fitted = transform_from_dict(entry["transform"])
     count = int(stats["count"])
     q = np.asarray(quantiles, dtype=np.float64)
     spread = sketch.rank_error + z * np.sqrt(q * (1 - q) * (1 / n + 1 / count)) + 1 / n
@@ -296,10 +280,8 @@ def build_checks(
         if keyed:
             continue
         n = _values_checked(rows_checked, stats, artifact.rows)
-        if method == "zscore":
-            checks.extend(_moment_checks(name, entry, n, settings.z))
-        elif method in ("robust", "quantile"):
-            checks.extend(_quantile_check(name, entry, settings.quantiles, n, settings.z))
+        checks.extend(_moment_checks(name, artifact, n, settings.z))
+        checks.extend(_quantile_check(name, artifact, settings.quantiles, n, settings.z))
     if keyed:
         notes.append(f"keyed artifact (key '{artifact.key}'): moments and quantiles of the mix of keys are not checked")
     if passthrough is None:

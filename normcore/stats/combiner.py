@@ -8,7 +8,7 @@ ship accumulators as :meth:`StatsAccumulator.to_dict` (JSON-safe, no pickle).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +17,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from normcore.errors import InputError
+from normcore.keys import key_groups
 from normcore.stats.moments import MomentsState
 from normcore.stats.quantiles import DEFAULT_SKETCH_K, QuantileSketch
+from normcore.stats.search import SearchRequest, SearchState
 
 #: What ``add_batch`` accepts: an Arrow batch / table or a mapping of column name
 #: to an Arrow array or a NumPy array.
@@ -35,43 +37,73 @@ class ColumnRequest:
         Column name in the batches.
     quantiles : bool, default False
         Also keep a KLL quantile sketch (needed by ``robust`` and ``quantile``).
-    sketch_k : int, default 2048
-        KLL ``k`` when ``quantiles`` is set.
+    sketch_k : int or None, default 2048
+        KLL ``k`` when ``quantiles`` is set (None: the default).
+    value_map : callable, optional
+        ``value_map(values) -> values`` applied to the finite values before any statistic
+        is gathered (the ``log`` method's statistics are those of the mapped values).
+        Values it maps to NaN or +-inf are counted as such.
+    search : SearchRequest, optional
+        A pass of a parameter search (:mod:`normcore.stats.search`).
     """
 
     name: str
     quantiles: bool = False
-    sketch_k: int = DEFAULT_SKETCH_K
+    sketch_k: int | None = DEFAULT_SKETCH_K
+    value_map: Callable[[np.ndarray], np.ndarray] | None = None
+    search: SearchRequest | None = None
 
 
 class ColumnStats:
-    """Moments (always) and a quantile sketch (on request) of one column."""
+    """Moments (always), a quantile sketch and a search state (on request) of one column."""
 
-    __slots__ = ("moments", "sketch")
+    __slots__ = ("moments", "sketch", "search")
 
-    def __init__(self, moments: MomentsState, sketch: QuantileSketch | None) -> None:
+    def __init__(
+        self, moments: MomentsState, sketch: QuantileSketch | None, search: SearchState | None = None
+    ) -> None:
         self.moments = moments
         self.sketch = sketch
+        self.search = search
 
     @classmethod
     def create(cls, request: ColumnRequest) -> ColumnStats:
         """An empty state for ``request``."""
-        sketch = QuantileSketch(request.sketch_k) if request.quantiles else None
-        return cls(MomentsState(), sketch)
+        sketch = QuantileSketch(request.sketch_k or DEFAULT_SKETCH_K) if request.quantiles else None
+        return cls(MomentsState(), sketch, SearchState() if request.search is not None else None)
 
-    def add_column(self, column: pa.Array | pa.ChunkedArray | np.ndarray, name: str) -> None:
-        """Fold one column batch (any integer or float type; nulls counted)."""
-        for values, nulls in _float64_chunks(column, name):
+    def add_column(
+        self,
+        column: pa.Array | pa.ChunkedArray | np.ndarray,
+        request: ColumnRequest,
+        key: str | None = None,
+    ) -> None:
+        """Fold one column batch (any integer or float type; nulls counted) as ``request``
+        says; ``key`` is the key value of these rows (per-key searches)."""
+        for values, nulls in _float64_chunks(column, request.name):
+            if request.value_map is not None:
+                finite = np.isfinite(values)
+                values = values.copy()
+                with np.errstate(all="ignore"):
+                    values[finite] = request.value_map(values[finite])
             self.moments.add_nulls(nulls)
             self.moments.add_values(values)
+            if self.sketch is None and self.search is None:
+                continue
+            finite_values = values[np.isfinite(values)]
             if self.sketch is not None:
-                self.sketch.add_values(values[np.isfinite(values)])
+                self.sketch.add_values(finite_values)
+            if self.search is not None:
+                with np.errstate(all="ignore"):
+                    self.search.add_values(finite_values, request.search, key)
 
     def merge(self, other: ColumnStats) -> ColumnStats:
         """Fold ``other`` into this state."""
         self.moments.merge(other.moments)
         if self.sketch is not None and other.sketch is not None:
             self.sketch.merge(other.sketch)
+        if other.search is not None:
+            self.search = (self.search or SearchState()).merge(other.search)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,15 +111,17 @@ class ColumnStats:
         return {
             "moments": self.moments.to_dict(),
             "sketch": None if self.sketch is None else self.sketch.to_dict(),
+            "search": None if self.search is None else self.search.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> ColumnStats:
         """Inverse of :meth:`to_dict`."""
-        sketch = state.get("sketch")
+        sketch, search = state.get("sketch"), state.get("search")
         return cls(
             MomentsState.from_dict(state["moments"]),
             None if sketch is None else QuantileSketch.from_dict(sketch),
+            None if search is None else SearchState.from_dict(search),
         )
 
 
@@ -144,11 +178,12 @@ class FeatureStatsCombiner:
         """An empty accumulator."""
         return StatsAccumulator(0, {r.name: ColumnStats.create(r) for r in self.requests})
 
-    def add_batch(self, accumulator: StatsAccumulator, batch: Batch) -> StatsAccumulator:
-        """Fold one batch (an Arrow ``RecordBatch`` / ``Table`` or a column mapping)."""
+    def add_batch(self, accumulator: StatsAccumulator, batch: Batch, key: str | None = None) -> StatsAccumulator:
+        """Fold one batch (an Arrow ``RecordBatch`` / ``Table`` or a column mapping) whose
+        rows have key value ``key`` (None: no key, or a null key)."""
         accumulator.rows += _num_rows(batch)
         for request in self.requests:
-            accumulator.columns[request.name].add_column(_column(batch, request.name), request.name)
+            accumulator.columns[request.name].add_column(_column(batch, request.name), request, key)
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[StatsAccumulator]) -> StatsAccumulator:
@@ -166,6 +201,56 @@ class FeatureStatsCombiner:
     def compact(self, accumulator: StatsAccumulator) -> StatsAccumulator:
         """Return the accumulator as it should travel (already minimal)."""
         return accumulator
+
+
+KeyedStats = dict[str | None, StatsAccumulator]
+
+
+def fold_batches(
+    combiner: FeatureStatsCombiner,
+    batches: Iterable[pa.RecordBatch],
+    key: str | None = None,
+    advance: Callable[[int], None] | None = None,
+) -> tuple[StatsAccumulator, KeyedStats | None]:
+    """Fold a stream of batches: the one loop every engine's tasks run.
+
+    Parameters
+    ----------
+    combiner : FeatureStatsCombiner
+    batches : iterable of pyarrow.RecordBatch
+    key : str, optional
+        Key column: statistics per key value too (named by :mod:`normcore.keys`; rows
+        with a null key go to the ``None`` entry).
+    advance : callable, optional
+        Called with each batch's row count (progress).
+
+    Returns
+    -------
+    (StatsAccumulator, dict or None)
+        Statistics over every row and, with a key, per key value; the first is then
+        the merge of the second.
+    """
+    if key is None:
+        accumulator = combiner.create_accumulator()
+        for batch in batches:
+            combiner.add_batch(accumulator, batch)
+            if advance is not None:
+                advance(batch.num_rows)
+        return accumulator, None
+    keyed: KeyedStats = {}
+    for batch in batches:
+        for value, rows in key_groups(batch.column(key)):
+            if value not in keyed:
+                keyed[value] = combiner.create_accumulator()
+            combiner.add_batch(keyed[value], batch.take(pa.array(rows)), value)
+        if advance is not None:
+            advance(batch.num_rows)
+    return merge_keyed(combiner, keyed), keyed
+
+
+def merge_keyed(combiner: FeatureStatsCombiner, keyed: Mapping[str | None, StatsAccumulator]) -> StatsAccumulator:
+    """The statistics over every row of a keyed fold: the merge of every key's, null key included."""
+    return combiner.merge_accumulators([combiner.create_accumulator(), *keyed.values()])
 
 
 def _num_rows(batch: Batch) -> int:

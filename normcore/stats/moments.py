@@ -16,6 +16,21 @@ import numpy as np
 from normcore.stats._kernel import first_finite, moments_kernel
 
 
+def chan_merge(
+    weight: float, mean: float, m2: float, other_weight: float, other_mean: float, other_m2: float
+) -> tuple[float, float]:
+    """Mean and M2 of two parts given their weights, means and M2 (Chan et al.'s pairwise
+    update; means as deviations from one pivot). Weights are counts, or sums of weights."""
+    total = weight + other_weight
+    delta = other_mean - mean
+    return mean + delta * (other_weight / total), m2 + other_m2 + delta * delta * (weight * other_weight / total)
+
+
+#: Batches whose values exceed this magnitude are summed scaled by a power of two, so that
+#: squares of deviations stay finite (2**500 squared is far below the float64 maximum).
+_SCALE_LIMIT_EXPONENT = 500
+
+
 @dataclass(slots=True)
 class MomentsState:
     """Count, mean, M2, min, max and null / NaN / inf counts of one column.
@@ -34,11 +49,16 @@ class MomentsState:
     pivot : float
         Reference value deviations are taken from (0.0 while empty).
     mean_dev : float
-        Mean of ``x - pivot`` over the finite values.
+        Mean of ``x - pivot`` over the finite values, in units of ``2**exponent``.
     m2 : float
-        Sum of squared deviations from the mean.
+        Sum of squared deviations from the mean, in units of ``4**exponent``.
     min, max : float
         Extremes of the finite values; ``+inf`` / ``-inf`` while empty.
+    exponent : int
+        0 unless values beyond ``2**500`` were seen: then every value is summed divided
+        by ``2**exponent`` (exact, a power of two), so that squares stay finite and the
+        standard deviation is exact up to the float64 maximum. The variance of such data
+        may exceed the float64 range (:meth:`variance` is then infinite; :meth:`std` is not).
 
     Notes
     -----
@@ -62,6 +82,7 @@ class MomentsState:
     m2: float = 0.0
     min: float = math.inf
     max: float = -math.inf
+    exponent: int = 0
 
     def add_values(self, values: np.ndarray) -> MomentsState:
         """Fold a float64 array (NaN / inf allowed, no nulls) into the state."""
@@ -75,11 +96,37 @@ class MomentsState:
                 self.inf_count += values.size - nan_count
                 return self
             self.pivot = float(pivot)
-        count, nans, infs, mean_dev, m2, lo, hi = moments_kernel(values, self.pivot)
+        count, nans, infs, mean_dev, m2, lo, hi = self._sums(values)
+        if count and not (math.isfinite(mean_dev) and math.isfinite(m2)):
+            # Deviations or their squares overflowed: sum this batch (and what follows) scaled.
+            self._rescale(max(self.exponent, math.frexp(max(abs(lo), abs(hi)))[1] - _SCALE_LIMIT_EXPONENT))
+            count, nans, infs, mean_dev, m2, lo, hi = self._sums(values)
         self.nan_count += nans
         self.inf_count += infs
         self._fold(count, mean_dev, m2, lo, hi)
         return self
+
+    def _sums(self, values: np.ndarray):
+        if self.exponent == 0:
+            return moments_kernel(values, self.pivot)
+        count, nans, infs, mean_dev, m2, _, _ = moments_kernel(np.ldexp(values, -self.exponent), self._scaled_pivot)
+        _, _, _, _, _, lo, hi = moments_kernel(values, self.pivot)
+        return count, nans, infs, mean_dev, m2, lo, hi
+
+    @property
+    def _scaled_pivot(self) -> float:
+        return math.ldexp(self.pivot, -self.exponent)
+
+    def _rescale(self, exponent: int) -> None:
+        """Express ``mean_dev`` and ``m2`` in units of ``2**exponent`` (``exponent`` >= the current one)."""
+        if exponent <= self.exponent:
+            return
+        if self.count:
+            mean = self._scaled_pivot + self.mean_dev
+            shift = self.exponent - exponent
+            self.mean_dev = math.ldexp(mean, shift) - math.ldexp(self.pivot, -exponent)
+            self.m2 = math.ldexp(self.m2, 2 * shift)
+        self.exponent = exponent
 
     def add_nulls(self, null_count: int) -> MomentsState:
         """Count ``null_count`` missing values."""
@@ -100,32 +147,55 @@ class MomentsState:
             self.count = other.count
             self.min = other.min
             self.max = other.max
+            self.exponent = other.exponent
             return self
-        # other's mean expressed as a deviation from this pivot.
-        other_mean_dev = (other.pivot - self.pivot) + other.mean_dev
-        self._fold(other.count, other_mean_dev, other.m2, other.min, other.max)
+        self._rescale(other.exponent)
+        if self.exponent == 0:
+            # other's mean expressed as a deviation from this pivot.
+            other_mean_dev, other_m2 = (other.pivot - self.pivot) + other.mean_dev, other.m2
+        else:
+            shift = other.exponent - self.exponent
+            other_mean = math.ldexp(other._scaled_pivot + other.mean_dev, shift)
+            other_mean_dev, other_m2 = other_mean - self._scaled_pivot, math.ldexp(other.m2, 2 * shift)
+        self._fold(other.count, other_mean_dev, other_m2, other.min, other.max)
         return self
 
     def _fold(self, count: int, mean_dev: float, m2: float, lo: float, hi: float) -> None:
-        # Chan et al.'s pairwise update, in deviation space.
         if count == 0:
             return
-        total = self.count + count
-        delta = mean_dev - self.mean_dev
-        self.mean_dev += delta * (count / total)
-        self.m2 += m2 + delta * delta * (self.count * count / total)
-        self.count = total
+        self.mean_dev, self.m2 = chan_merge(self.count, self.mean_dev, self.m2, count, mean_dev, m2)
+        self.count += count
         self.min = min(self.min, lo)
         self.max = max(self.max, hi)
 
     @property
     def mean(self) -> float:
         """Mean of the finite values (NaN when there is none)."""
-        return self.pivot + self.mean_dev if self.count else math.nan
+        if not self.count:
+            return math.nan
+        if self.exponent == 0:
+            return self.pivot + self.mean_dev
+        return math.ldexp(self._scaled_pivot + self.mean_dev, self.exponent)
 
     def variance(self, ddof: int = 0) -> float:
-        """Variance ``m2 / (count - ddof)``; NaN when ``count <= ddof``."""
-        return self.m2 / (self.count - ddof) if self.count > ddof else math.nan
+        """Variance ``m2 / (count - ddof)``; NaN when ``count <= ddof``, infinite when it
+        exceeds the float64 range (see :attr:`exponent`)."""
+        if self.count <= ddof:
+            return math.nan
+        variance = self.m2 / (self.count - ddof)
+        if self.exponent == 0:
+            return variance
+        try:
+            return math.ldexp(variance, 2 * self.exponent)
+        except OverflowError:
+            return math.inf
+
+    def std(self, ddof: int = 0) -> float:
+        """Standard deviation ``sqrt(m2 / (count - ddof))``, finite for any finite data;
+        NaN when ``count <= ddof``."""
+        if self.count <= ddof:
+            return math.nan
+        return math.ldexp(math.sqrt(self.m2 / (self.count - ddof)), self.exponent)
 
     @property
     def max_abs(self) -> float:
@@ -135,7 +205,8 @@ class MomentsState:
     def summary(self) -> dict[str, Any]:
         """Statistics as written in the artifact (``var`` / ``std`` with ddof 0).
 
-        Values that do not exist for an empty column are ``None``.
+        Values that do not exist for an empty column are ``None``, and so is a variance
+        beyond the float64 range (the standard deviation is given).
         """
         empty = self.count == 0
         var = self.variance(0)
@@ -145,8 +216,8 @@ class MomentsState:
             "nan_count": self.nan_count,
             "inf_count": self.inf_count,
             "mean": None if empty else self.mean,
-            "var": None if empty else var,
-            "std": None if empty else math.sqrt(var),
+            "var": None if empty or not math.isfinite(var) else var,
+            "std": None if empty else self.std(0),
             "min": None if empty else self.min,
             "max": None if empty else self.max,
             "max_abs": None if empty else self.max_abs,
@@ -165,4 +236,5 @@ class MomentsState:
         values = dict(state)
         values["min"] = math.inf if values.get("min") is None else float(values["min"])
         values["max"] = -math.inf if values.get("max") is None else float(values["max"])
+        values.setdefault("exponent", 0)
         return cls(**values)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -128,6 +128,17 @@ class QuantileSketch:
         self._compactions += other._compactions
         self._compress()
         return self
+
+    def mapped(self, increasing: Callable[[np.ndarray], np.ndarray]) -> QuantileSketch:
+        """The sketch of ``increasing(x)`` for a non-decreasing map: every item (and the
+        extremes) mapped, ranks unchanged, so its rank error is this sketch's."""
+        sketch = QuantileSketch(self._k)
+        sketch._levels = [np.asarray(increasing(level), dtype=np.float64) for level in self._levels]
+        sketch._n, sketch._compactions = self._n, self._compactions
+        if self._n:
+            low, high = increasing(np.array([self._min, self._max]))
+            sketch._min, sketch._max = float(low), float(high)
+        return sketch
 
     def _capacity(self, height: int) -> int:
         depth = len(self._levels) - 1 - height

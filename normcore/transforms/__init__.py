@@ -1,33 +1,33 @@
-"""Normalization methods, their fitted parameters and the NumPy reference apply."""
+"""Normalization methods: each one object (parameters, statistics, fit, forward / inverse).
 
-from normcore.transforms.fitted import (
-    FittedTransform,
-    LinearTransform,
-    QuantileTransform,
-    normal_clip_bounds,
-    transform_from_dict,
-)
-from normcore.transforms.methods import (
+:mod:`normcore.transforms.base` defines what a method is and holds the registry
+(:data:`METHODS`); each module below registers its methods when imported. Adding a
+method is one module here (and its import below); nothing outside this package changes.
+"""
+
+from normcore.transforms import linear, log, power, quantile  # noqa: F401  (register the methods)
+from normcore.transforms.base import (
     METHODS,
-    Fit,
+    FitRefused,
+    FitResult,
+    Fitted,
     Method,
     MethodParams,
-    decimal_exponent,
-    fit_method,
+    fitted_from_entry,
     method_names,
 )
+from normcore.transforms.linear import decimal_exponent
+from normcore.transforms.quantile import normal_clip_bounds
 
 __all__ = [
     "METHODS",
-    "Fit",
-    "FittedTransform",
-    "LinearTransform",
+    "FitRefused",
+    "FitResult",
+    "Fitted",
     "Method",
     "MethodParams",
-    "QuantileTransform",
     "decimal_exponent",
-    "fit_method",
+    "fitted_from_entry",
     "method_names",
     "normal_clip_bounds",
-    "transform_from_dict",
 ]

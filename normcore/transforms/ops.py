@@ -46,6 +46,18 @@ class Ops(Protocol):
     def exp(self, x: Any) -> Any:
         """Exponential."""
 
+    def log1p(self, x: Any) -> Any:
+        """``log(1 + x)``, accurate for small ``x``."""
+
+    def expm1(self, x: Any) -> Any:
+        """``exp(x) - 1``, accurate for small ``x``."""
+
+    def abs(self, x: Any) -> Any:
+        """Absolute value."""
+
+    def sign(self, x: Any) -> Any:
+        """-1, 0 or 1 (as floats)."""
+
     def clip(self, x: Any, low: float, high: float) -> Any:
         """``min(max(x, low), high)``."""
 
@@ -65,7 +77,9 @@ class NumpyOps:
     def bind(self, value: Any) -> Any:
         return value
 
-    def where(self, condition: Any, if_true: Any, if_false: Any) -> np.ndarray:
+    def where(self, condition: Any, if_true: Any, if_false: Any) -> Any:
+        if isinstance(condition, bool):  # a test on fitted numbers
+            return if_true if condition else if_false
         return np.where(condition, if_true, if_false)
 
     def is_finite(self, x: Any) -> np.ndarray:
@@ -82,6 +96,20 @@ class NumpyOps:
     def exp(self, x: Any) -> np.ndarray:
         with np.errstate(over="ignore", under="ignore"):
             return np.exp(x)
+
+    def log1p(self, x: Any) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log1p(x)
+
+    def expm1(self, x: Any) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return np.expm1(x)
+
+    def abs(self, x: Any) -> np.ndarray:
+        return np.abs(x)
+
+    def sign(self, x: Any) -> np.ndarray:
+        return np.sign(x)
 
     def clip(self, x: Any, low: float, high: float) -> np.ndarray:
         return np.clip(x, low, high)

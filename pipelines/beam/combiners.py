@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
@@ -60,8 +61,13 @@ class FeatureStatsCombineFn(beam.CombineFn):
         """An empty accumulator."""
         return self._combiner.create_accumulator()
 
-    def add_input(self, mutable_accumulator: StatsAccumulator, element: pa.RecordBatch | pa.Table) -> StatsAccumulator:
-        """Fold one record batch or table."""
+    def add_input(
+        self, mutable_accumulator: StatsAccumulator, element: pa.RecordBatch | pa.Table | tuple[str | None, Any]
+    ) -> StatsAccumulator:
+        """Fold one record batch or table, or a ``(key value, batch)`` pair (per-key statistics)."""
+        if isinstance(element, tuple):
+            key, batch = element
+            return self._combiner.add_batch(mutable_accumulator, batch, key)
         return self._combiner.add_batch(mutable_accumulator, element)
 
     def merge_accumulators(self, accumulators: Iterable[StatsAccumulator]) -> StatsAccumulator:

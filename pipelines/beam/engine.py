@@ -43,10 +43,11 @@ from normcore.apply import ApplyCounts, BatchNormalizer
 from normcore.artifact import Artifact, load_artifact, parse_artifact
 from normcore.config import JobConfig
 from normcore.errors import ArtifactError, ConfigError, InputError, NormcoreError, error_from_traceback
+from normcore.fitting import fit_in_passes
 from normcore.io import InputSource
 from normcore.paths import is_url
 from normcore.plan import FitPlan
-from normcore.stats import StatsAccumulator
+from normcore.stats import ColumnRequest, KeyedStats, StatsAccumulator
 from pipelines.beam.options import create_pipeline, pipeline_options, results_are_local
 from pipelines.beam.quality import MeasureConformity
 from pipelines.beam.transforms import (
@@ -56,8 +57,8 @@ from pipelines.beam.transforms import (
     ReadBatches,
     Stats,
     WriteNormalized,
-    build_stats_artifact,
     report_missing,
+    split_stats,
 )
 
 # ---------------------------------------------------------------- file systems
@@ -152,19 +153,26 @@ def fit(job: JobConfig, plan: FitPlan, source: InputSource, *, argv: Sequence[st
         No rows, or a feature without any finite value.
     """
     options = pipeline_options(job, argv)
-    with _results_location(options) as results:
-        stats_path = FileSystems.join(results, "stats.json")
-        pipeline = create_pipeline(options)
-        stats = (
-            pipeline
-            | "ReadBatches" >> ReadBatches(source, plan.columns(), job.local.batch_size)
-            | "AccumulateStats" >> AccumulateStats(plan, job.beam.hot_key_fanout)
-        )
-        _ = stats | "ReportMissing" >> beam.Map(report_missing, plan)
-        _ = stats | "WriteStats" >> beam.Map(write_result, stats_path, encode_stats)
-        run_pipeline(pipeline)
-        merged = decode_stats(_read_result(stats_path))
-    return build_stats_artifact(merged, plan, source.path)
+    first = plan.requests()
+
+    def gather(requests: Sequence[ColumnRequest]) -> tuple[StatsAccumulator, KeyedStats | None]:
+        """One pipeline: one pass over the data for ``requests``."""
+        with _results_location(options) as results:
+            stats_path = FileSystems.join(results, "stats.json")
+            pipeline = create_pipeline(options)
+            columns = [r.name for r in requests] + ([plan.key] if plan.key else [])
+            stats = (
+                pipeline
+                | "ReadBatches" >> ReadBatches(source, columns, job.local.batch_size)
+                | "AccumulateStats" >> AccumulateStats(requests, plan.key, job.beam.hot_key_fanout)
+            )
+            if requests[0] is first[0]:  # counted once, in the first pass
+                _ = stats | "ReportMissing" >> beam.Map(report_missing, requests, plan.key)
+            _ = stats | "WriteStats" >> beam.Map(write_result, stats_path, encode_stats)
+            run_pipeline(pipeline)
+            return split_stats(requests, plan.key, decode_stats(_read_result(stats_path)))
+
+    return fit_in_passes(plan, gather, engine="beam", source=source.path)
 
 
 def apply(
@@ -239,7 +247,15 @@ def run(
     Returns
     -------
     (Artifact, ApplyCounts)
+
+    Notes
+    -----
+    A plan whose methods search a parameter over several passes (``power``) is fitted
+    first (:func:`fit`, one pipeline per pass) and then applied (:func:`apply`).
     """
+    if not plan.single_pass:
+        artifact = fit(job, plan, source, argv=argv)
+        return artifact, apply(job, artifact, source, output_dir, argv=argv)
     options = pipeline_options(job, argv)
     with _results_location(options) as results:
         artifact_path = FileSystems.join(results, "artifact.json")

@@ -6,7 +6,7 @@
   (:mod:`normcore.stats.compare`: standardized mean shift, variance ratio and, when the
   artifact kept a quantile sketch of the feature, the PSI).
 * :class:`RunningNormalize`: exponentially weighted running statistics
-  (:class:`normcore.stats.ewm.EwmNormalizer`) kept in per-key state, each batch
+  (:class:`normcore.running.EwmNormalizer`) kept in per-key state, each batch
   normalized with them as it arrives.
 
 Late data
@@ -39,9 +39,10 @@ from apache_beam.utils.windowed_value import PaneInfoTiming
 
 from normcore.artifact import Artifact
 from normcore.errors import ConfigError
+from normcore.running import EwmNormalizer
 from normcore.stats import ColumnRequest, StatsAccumulator
 from normcore.stats.compare import population_stability_index, standardized_mean_shift, variance_ratio
-from normcore.stats.ewm import EwmNormalizer, alpha_from_halflife, check_alpha
+from normcore.stats.ewm import alpha_from_halflife, check_alpha
 from normcore.stats.quantiles import QuantileSketch
 from pipelines.beam.combiners import FeatureStatsCombineFn
 from pipelines.beam.transforms import METRICS_NAMESPACE
@@ -235,7 +236,7 @@ class RunningNormalize(beam.PTransform):
     The state is per key and per window (use one key, e.g. ``None``, for one global
     running state); within a key, batches are folded in arrival order and each batch is
     normalized with the statistics after folding it in (see
-    :class:`normcore.stats.ewm.EwmNormalizer`). The formulas live in
+    :class:`normcore.running.EwmNormalizer`). The formulas live in
     :mod:`normcore.stats.ewm`; this transform only keeps the state.
     """
 

@@ -37,12 +37,12 @@ from apache_beam.metrics import Metrics
 
 from normcore.apply import ApplyCounts, BatchNormalizer
 from normcore.artifact import Artifact
-from normcore.errors import InputError
-from normcore.fitting import build_artifact, merge_keyed
+from normcore.errors import ConfigError, InputError
+from normcore.fitting import build_artifact
 from normcore.io import PARQUET_WRITE_OPTIONS, InputSource
 from normcore.keys import key_groups
 from normcore.plan import FitPlan
-from normcore.stats import FeatureStatsCombiner, StatsAccumulator
+from normcore.stats import ColumnRequest, FeatureStatsCombiner, KeyedStats, StatsAccumulator, merge_keyed
 from pipelines.beam import coders  # noqa: F401  (registers the Arrow coder)
 from pipelines.beam.combiners import ApplyCountsCombineFn, FeatureStatsCombineFn
 
@@ -168,28 +168,31 @@ class ReadBatches(beam.PTransform):
 
 
 class _SplitByKey(beam.DoFn):
-    """Emits ``(key value or None, rows of that key)`` for every key in a table."""
+    """Emits ``(key value or None, (key value, rows of that key))`` for every key in a table
+    (the key travels with the rows: a per-key search evaluates grids of its own)."""
 
     def __init__(self, key: str) -> None:
         self._key = key
 
-    def process(self, table: ArrowBatch) -> Iterator[tuple[str | None, ArrowBatch]]:
+    def process(self, table: ArrowBatch) -> Iterator[tuple[str | None, tuple[str | None, ArrowBatch]]]:
         index = table.schema.get_field_index(self._key)
         if index < 0:
             raise InputError(
                 f"key column '{self._key}' is missing from a batch; it has: {', '.join(table.schema.names)}"
             )
         for value, rows in key_groups(table.column(index)):
-            yield value, table.take(pa.array(rows))
+            yield value, (value, table.take(pa.array(rows)))
 
 
 class AccumulateStats(beam.PTransform):
-    """Tables -> merged statistics of every planned feature (one element).
+    """Tables -> merged statistics of one pass over the data (one element).
 
     Parameters
     ----------
-    plan : normcore.plan.FitPlan
-        Features (and key) to gather statistics for.
+    requests : sequence of ColumnRequest
+        What to gather for each column (``FitPlan.requests()`` for the first pass).
+    key : str, optional
+        Gather statistics per value of this column too.
     fanout : int, optional
         Intermediate combining for wide or skewed data: ``CombineGlobally.with_fanout``
         without a key, ``CombinePerKey.with_hot_key_fanout`` with one.
@@ -202,14 +205,15 @@ class AccumulateStats(beam.PTransform):
     entry, which counts only towards the global statistics.
     """
 
-    def __init__(self, plan: FitPlan, fanout: int | None = None) -> None:
+    def __init__(self, requests: Sequence[ColumnRequest], key: str | None = None, fanout: int | None = None) -> None:
         super().__init__()
-        self._plan = plan
+        self._requests = tuple(requests)
+        self._key = key
         self._fanout = fanout
 
     def expand(self, tables: beam.PCollection) -> beam.PCollection:
-        combine_fn = FeatureStatsCombineFn(self._plan.requests())
-        if self._plan.key is None:
+        combine_fn = FeatureStatsCombineFn(self._requests)
+        if self._key is None:
             combine = beam.CombineGlobally(combine_fn)
             if self._fanout:
                 combine = combine.with_fanout(self._fanout)
@@ -217,42 +221,41 @@ class AccumulateStats(beam.PTransform):
         per_key = beam.CombinePerKey(combine_fn)
         if self._fanout:
             per_key = per_key.with_hot_key_fanout(self._fanout)
+        optional_key = beam.typehints.Optional[str]
         return (
             tables
             | "SplitByKey"
-            >> beam.ParDo(_SplitByKey(self._plan.key)).with_output_types(
-                beam.typehints.KV[beam.typehints.Optional[str], tables.element_type]
+            >> beam.ParDo(_SplitByKey(self._key)).with_output_types(
+                beam.typehints.KV[optional_key, beam.typehints.Tuple[optional_key, tables.element_type]]
             )
             | "CombineStatsPerKey" >> per_key
             | "CollectKeys" >> beam.combiners.ToDict()
         )
 
 
-def split_stats(plan: FitPlan, stats: Stats) -> tuple[StatsAccumulator, dict[str | None, StatsAccumulator] | None]:
-    """``(global accumulator, per-key accumulators or None)`` of an :class:`AccumulateStats` output.
-
-    With a key, the global accumulator is the merge of every key's
-    (:func:`normcore.fitting.merge_keyed`, null key included).
-    """
-    if plan.key is None:
+def split_stats(
+    requests: Sequence[ColumnRequest], key: str | None, stats: Stats
+) -> tuple[StatsAccumulator, KeyedStats | None]:
+    """``(global accumulator, per-key accumulators or None)`` of an :class:`AccumulateStats`
+    output; with a key, the global accumulator is the merge of every key's (null key included)."""
+    if key is None:
         return stats, None
     keyed = dict(stats)
-    return merge_keyed(FeatureStatsCombiner(plan.requests()), keyed), keyed
+    return merge_keyed(FeatureStatsCombiner(requests), keyed), keyed
 
 
-def build_stats_artifact(stats: Stats, plan: FitPlan, source: str | None = None) -> Artifact:
-    """:func:`normcore.fitting.build_artifact` of an :class:`AccumulateStats` output."""
-    accumulator, keyed = split_stats(plan, stats)
-    return build_artifact(plan, accumulator, keyed, engine="beam", source=source)
-
-
-def report_missing(stats: Stats, plan: FitPlan) -> None:
-    """Set the ``<feature>.null_count`` / ``.nan_count`` / ``.inf_count`` counters."""
-    accumulator, _ = split_stats(plan, stats)
-    for feature in plan.features:
-        moments = accumulator.columns[feature.name].moments
+def report_missing(stats: Stats, requests: Sequence[ColumnRequest], key: str | None) -> None:
+    """Set the ``<feature>.null_count`` / ``.nan_count`` / ``.inf_count`` counters (a step of
+    the pipeline: Beam metrics count inside steps only)."""
+    accumulator, _ = split_stats(requests, key, stats)
+    for name, column in accumulator.columns.items():
         for kind in ("null_count", "nan_count", "inf_count"):
-            Metrics.counter(METRICS_NAMESPACE, f"{feature.name}.{kind}").inc(getattr(moments, kind))
+            Metrics.counter(METRICS_NAMESPACE, f"{name}.{kind}").inc(getattr(column.moments, kind))
+
+
+def _build_artifact(stats: Stats, plan: FitPlan, source: str | None) -> Artifact:
+    accumulator, keyed = split_stats(plan.requests(), plan.key, stats)
+    return build_artifact(plan, accumulator, keyed, engine="beam", source=source)
 
 
 class ComputeStats(beam.PTransform):
@@ -261,11 +264,18 @@ class ComputeStats(beam.PTransform):
     Parameters
     ----------
     plan : normcore.plan.FitPlan
-        Features, methods, ddof and key (``normcore.plan.resolve_plan``).
+        Features, methods, ddof and key (``normcore.plan.resolve_plan``). Its methods must
+        fit in one pass (a ``power`` feature searches its lambda over several passes:
+        fit it with :func:`pipelines.beam.engine.fit`).
     fanout : int, optional
         See :class:`AccumulateStats`.
     source : str, optional
         Input path recorded in the artifact.
+
+    Raises
+    ------
+    ConfigError
+        The plan needs more than one pass.
 
     Examples
     --------
@@ -275,14 +285,20 @@ class ComputeStats(beam.PTransform):
 
     def __init__(self, plan: FitPlan, fanout: int | None = None, source: str | None = None) -> None:
         super().__init__()
+        if not plan.single_pass:
+            raise ConfigError(
+                "ComputeStats fits in one pass; these features search a parameter over several passes: "
+                + ", ".join(plan.multi_pass_features())
+            )
         self._plan = plan
         self._fanout = fanout
         self._source = source
 
     def expand(self, tables: beam.PCollection) -> beam.PCollection:
-        stats = tables | "AccumulateStats" >> AccumulateStats(self._plan, self._fanout)
-        _ = stats | "ReportMissing" >> beam.Map(report_missing, self._plan)
-        return stats | "BuildArtifact" >> beam.Map(build_stats_artifact, self._plan, self._source)
+        requests, key = self._plan.requests(), self._plan.key
+        stats = tables | "AccumulateStats" >> AccumulateStats(requests, key, self._fanout)
+        _ = stats | "ReportMissing" >> beam.Map(report_missing, requests, key)
+        return stats | "BuildArtifact" >> beam.Map(_build_artifact, self._plan, self._source)
 
 
 #: Tag of :class:`_NormalizeBatches`' side output of per-batch :class:`ApplyCounts`.

@@ -1,12 +1,12 @@
 """Apply on Spark: the artifact's transforms as native Column expressions.
 
-The formulas are :mod:`normcore.transforms.expressions`, evaluated with :class:`SparkOps`,
-so a normalized column is a plain Catalyst expression: no Python UDF, no
+The formulas are each method's ``forward`` / ``inverse`` (:mod:`normcore.transforms`),
+evaluated with :class:`SparkOps`, so a normalized column is a plain Catalyst expression: no Python UDF, no
 VectorAssembler, nothing leaves the JVM. Each fitted column is replaced by its float64
 result under the same name and position; other columns pass through untouched. NaN
 and +-inf pass through, nulls stay null.
 
-Fitted arrays (quantiles and their tables) enter the plan as one literal each (a JSON
+Fitted arrays (a method's tuple operands: quantiles and their tables) enter the plan as one literal each (a JSON
 text that Spark's optimizer folds into an array constant). Values the formulas use
 several times are computed once per row as intermediate columns (``bind``), dropped
 at the end.
@@ -24,8 +24,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import fields
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pyspark.sql import Column, DataFrame
@@ -34,15 +33,8 @@ from pyspark.sql import types as T
 
 from normcore.apply import ApplyCounts
 from normcore.artifact import Artifact
-from normcore.transforms import LinearTransform, QuantileTransform
-from normcore.transforms.expressions import (
-    QuantileTables,
-    linear_forward,
-    linear_inverse,
-    quantile_forward,
-    quantile_inverse,
-    quantile_tables,
-)
+from normcore.transforms import Fitted
+from normcore.transforms.base import engine_operands
 from pipelines.spark.frames import quote
 
 #: Distinct unseen key values fetched for the run summary.
@@ -50,7 +42,6 @@ UNSEEN_SAMPLE = 20
 #: Prefix of the intermediate columns (dropped before the result is returned).
 PREFIX = "__normcore_"
 _KEY_INDEX = PREFIX + "key"
-_LINEAR_FIELDS = ("shift", "scale", "offset")
 
 
 def json_literal(value: Any, data_type: T.DataType) -> Column:
@@ -91,7 +82,9 @@ class SparkOps:
         self.bindings.append((name, value))
         return F.col(name)
 
-    def where(self, condition: Column, if_true: Any, if_false: Any) -> Column:
+    def where(self, condition: Column | bool, if_true: Any, if_false: Any) -> Any:
+        if isinstance(condition, bool):  # a test on fitted numbers: known when the plan is built
+            return if_true if condition else if_false
         return F.when(condition, if_true).otherwise(if_false)
 
     def is_finite(self, x: Column) -> Column:
@@ -105,6 +98,18 @@ class SparkOps:
 
     def exp(self, x: Column) -> Column:
         return F.exp(x)
+
+    def log1p(self, x: Column) -> Column:
+        return F.log1p(x)
+
+    def expm1(self, x: Column) -> Column:
+        return F.expm1(x)
+
+    def abs(self, x: Column) -> Column:
+        return F.abs(x)
+
+    def sign(self, x: Column) -> Column:
+        return F.signum(x)
 
     def clip(self, x: Column, low: float, high: float) -> Column:
         return F.least(F.greatest(x, F.lit(low)), F.lit(high))
@@ -125,20 +130,14 @@ class SparkOps:
         return F.get(values, index)
 
 
-_LINEAR_TYPE = T.StructType([T.StructField(name, T.DoubleType()) for name in _LINEAR_FIELDS])
-_TABLES_TYPE = T.StructType(
-    [
-        T.StructField(f.name, T.ArrayType(T.DoubleType()) if f.name in QuantileTables.ARRAYS else T.DoubleType())
-        for f in fields(QuantileTables)
-    ]
-)
-
-
-def _parameter_values(transform: LinearTransform | QuantileTransform) -> dict[str, Any]:
-    if isinstance(transform, LinearTransform):
-        return {name: float(getattr(transform, name)) for name in _LINEAR_FIELDS}
-    tables = quantile_tables(transform)
-    return {f.name: getattr(tables, f.name) for f in fields(tables)}
+def _struct_type(operands: Mapping[str, Any]) -> T.StructType:
+    """The Spark type of a method's operands: arrays for tuples, doubles for numbers."""
+    return T.StructType(
+        [
+            T.StructField(name, T.ArrayType(T.DoubleType()) if isinstance(value, tuple) else T.DoubleType())
+            for name, value in operands.items()
+        ]
+    )
 
 
 class _FeatureParameters:
@@ -147,50 +146,39 @@ class _FeatureParameters:
     def __init__(self, artifact: Artifact, name: str, slot: str, keyed_features: dict[str, set[str]]) -> None:
         self.name = name
         self.slot = slot
-        self.transform = artifact.transform(name)
+        self.fitted: Fitted = artifact.transform(name)
         self.keyed = {
             value: artifact.transform(name, value) for value, names in keyed_features.items() if name in names
         }
 
     @property
     def struct_type(self) -> T.StructType:
-        return _LINEAR_TYPE if isinstance(self.transform, LinearTransform) else _TABLES_TYPE
+        return _struct_type(self.fitted.operands)
 
     def keyed_values(self, value: str) -> dict[str, Any] | None:
-        """The parameters of key ``value`` as JSON-able values (None: use the global ones)."""
-        transform = self.keyed.get(value)
-        return None if transform is None else _parameter_values(transform)
+        """The operands of key ``value`` as JSON-able values (None: use the global ones)."""
+        fitted = self.keyed.get(value)
+        if fitted is None:
+            return None
+        return {k: list(v) if isinstance(v, tuple) else float(v) for k, v in fitted.operands.items()}
 
     def max_points(self) -> int:
-        if isinstance(self.transform, LinearTransform):
-            return 1
-        return max(len(t.quantiles) for t in [self.transform, *self.keyed.values()])
+        fitted = [self.fitted, *self.keyed.values()]
+        return max((len(v) for f in fitted for v in f.operands.values() if isinstance(v, tuple)), default=1)
 
     def expression(self, x: Column, lookup: Column | None, inverse: bool, ops: SparkOps) -> Column:
         """The normalized (or inverted) ``x``; ``lookup`` is the row's keyed parameters."""
-        transform = self.transform
-        if isinstance(transform, LinearTransform):
-            fitted = _parameter_values(transform)
-            shift, scale, offset = (fitted[name] for name in _LINEAR_FIELDS)
-            if lookup is not None:
-                shift, scale, offset = (
-                    ops.bind(F.coalesce(lookup[self.slot][name], F.lit(value)))
-                    for name, value in zip(_LINEAR_FIELDS, (shift, scale, offset), strict=True)
-                )
-            if inverse:
-                return linear_inverse(x, shift, scale, offset, ops)
-            return linear_forward(x, shift, scale, offset, transform.clip, ops)
-        tables = quantile_tables(transform).as_arrays(ops)
+        operands = engine_operands(self.fitted.operands, ops)
         if lookup is not None:
-            values = {}
-            for field in fields(tables):
-                fallback = getattr(tables, field.name)
-                keyed = F.coalesce(lookup[self.slot][field.name], F.lit(fallback))
-                values[field.name] = keyed if field.name in tables.ARRAYS else ops.bind(keyed)
-            tables = QuantileTables(**values)
+            keyed = {}
+            for name, fallback in operands.items():
+                value = F.coalesce(lookup[self.slot][name], F.lit(fallback))
+                keyed[name] = value if isinstance(self.fitted.operands[name], tuple) else ops.bind(value)
+            operands = keyed
+        method, params = self.fitted.method, self.fitted.params
         if inverse:
-            return quantile_inverse(x, tables, transform.output, ops)
-        return quantile_forward(x, tables, transform.output, ops)
+            return method.inverse(x, operands, params, ops)
+        return method.forward(x, operands, params, ops)
 
 
 def key_string(frame: DataFrame, artifact: Artifact) -> Column:

@@ -24,9 +24,10 @@ from normcore.apply import ApplyCounts
 from normcore.artifact import Artifact
 from normcore.config import JobConfig
 from normcore.errors import EngineError, InputError, OutputError, error_from_traceback
-from normcore.fitting import build_artifact
+from normcore.fitting import fit_in_passes
 from normcore.io import InputSource
 from normcore.plan import FitPlan
+from normcore.stats import ColumnRequest, KeyedStats, StatsAccumulator
 from pipelines.spark.columns import key_counts, normalize_frame
 from pipelines.spark.frames import read_frame
 from pipelines.spark.session import CAUSE, get_session, short_cause
@@ -72,9 +73,12 @@ def user_errors() -> Iterator[None]:
 def fit(job: JobConfig, plan: FitPlan, source: InputSource, *, argv: Sequence[str] = ()) -> Artifact:
     """Fit ``plan`` on ``source`` with Spark."""
     spark = get_session(job.spark.master, job.spark.conf, log_level=job.spark.log_level)
+
+    def gather(requests: Sequence[ColumnRequest]) -> tuple[StatsAccumulator, KeyedStats | None]:
+        return merge_states(file_states(spark, source, requests, plan.key), requests, plan.key)
+
     with user_errors():
-        accumulator, keyed = merge_states(file_states(spark, source, plan), plan)
-    return build_artifact(plan, accumulator, keyed, engine="spark", source=source.path)
+        return fit_in_passes(plan, gather, engine="spark", source=source.path)
 
 
 def apply(

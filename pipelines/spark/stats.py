@@ -36,11 +36,17 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from normcore.artifact import Artifact
 from normcore.config import JobConfig
 from normcore.errors import InputError
-from normcore.fitting import build_artifact, merge_keyed
+from normcore.fitting import fit_in_passes
 from normcore.io import InputSource
-from normcore.keys import key_groups
-from normcore.plan import FitPlan, resolve_plan
-from normcore.stats import ColumnRequest, FeatureStatsCombiner, StatsAccumulator
+from normcore.plan import resolve_plan
+from normcore.stats import (
+    ColumnRequest,
+    FeatureStatsCombiner,
+    KeyedStats,
+    StatsAccumulator,
+    fold_batches,
+    merge_keyed,
+)
 from pipelines.spark.frames import quote
 
 #: Schema of the state rows ``mapInArrow`` emits: key value (null without a key) and JSON.
@@ -52,9 +58,6 @@ OPEN_COST_BYTES = 4 * 1024 * 1024
 #: Rows per Arrow batch read by a task.
 BATCH_ROWS = 131_072
 
-KeyedStates = dict[str | None, StatsAccumulator]
-
-
 def encode_state(accumulator: StatsAccumulator) -> str:
     """An accumulator as the JSON text that travels between tasks and the driver."""
     return json.dumps(accumulator.to_dict(), separators=(",", ":"))
@@ -65,24 +68,18 @@ def decode_state(text: str) -> StatsAccumulator:
     return StatsAccumulator.from_dict(json.loads(text))
 
 
-def fold_batches(batches: Iterable[pa.RecordBatch], plan: FitPlan) -> Iterator[tuple[str | None, str]]:
+def fold_encoded(
+    batches: Iterable[pa.RecordBatch], requests: Sequence[ColumnRequest], key: str | None
+) -> Iterator[tuple[str | None, str]]:
     """Fold record batches into encoded states: ``(None, state)`` without a key, else
     ``(key value, state)`` per key value seen (``None`` for rows with a null key)."""
-    combiner = FeatureStatsCombiner(plan.requests())
-    if plan.key is None:
-        accumulator = combiner.create_accumulator()
-        for batch in batches:
-            combiner.add_batch(accumulator, batch)
+    combiner = FeatureStatsCombiner(requests)
+    accumulator, keyed = fold_batches(combiner, batches, key)
+    if keyed is None:
         yield None, encode_state(combiner.compact(accumulator))
         return
-    keyed: KeyedStates = {}
-    for batch in batches:
-        for value, rows in key_groups(batch.column(plan.key)):
-            if value not in keyed:
-                keyed[value] = combiner.create_accumulator()
-            combiner.add_batch(keyed[value], batch.take(pa.array(rows)))
-    for value, accumulator in keyed.items():
-        yield value, encode_state(combiner.compact(accumulator))
+    for value, state in keyed.items():
+        yield value, encode_state(combiner.compact(state))
 
 
 def _merge_encoded(requests: Sequence[ColumnRequest], left: str, right: str) -> str:
@@ -90,7 +87,9 @@ def _merge_encoded(requests: Sequence[ColumnRequest], left: str, right: str) -> 
     return encode_state(combiner.compact(combiner.merge_accumulators([decode_state(left), decode_state(right)])))
 
 
-def merge_states(states: RDD, plan: FitPlan) -> tuple[StatsAccumulator, KeyedStates | None]:
+def merge_states(
+    states: RDD, requests: Sequence[ColumnRequest], key: str | None
+) -> tuple[StatsAccumulator, KeyedStats | None]:
     """Merge ``(key, state)`` pairs into the global accumulator (and the keyed ones).
 
     Without a key the states meet in a ``treeAggregate`` (depth 2: executors merge groups
@@ -103,9 +102,9 @@ def merge_states(states: RDD, plan: FitPlan) -> tuple[StatsAccumulator, KeyedSta
     keyed : dict or None
         Per key value (``None``: rows with a null key), or None without a key.
     """
-    combiner = FeatureStatsCombiner(plan.requests())
-    merge = partial(_merge_encoded, tuple(plan.requests()))
-    if plan.key is None:
+    combiner = FeatureStatsCombiner(requests)
+    merge = partial(_merge_encoded, tuple(requests))
+    if key is None:
         empty = encode_state(combiner.create_accumulator())
         return decode_state(states.values().treeAggregate(empty, merge, merge, depth=2)), None
     keyed = {value: decode_state(state) for value, state in states.reduceByKey(merge).collect()}
@@ -193,40 +192,49 @@ def read_splits(splits: Iterable[FileSplit], source: InputSource, columns: Seque
             raise InputError(f"cannot read input file '{split.path}': {exc}") from None
 
 
+def _columns(requests: Sequence[ColumnRequest], key: str | None) -> list[str]:
+    return [r.name for r in requests] + ([key] if key else [])
+
+
 def _fold_tasks(
-    plan: FitPlan, source: InputSource, tasks: Iterable[list[FileSplit]]
+    requests: Sequence[ColumnRequest], key: str | None, source: InputSource, tasks: Iterable[list[FileSplit]]
 ) -> Iterator[tuple[str | None, str]]:
     for task in tasks:
-        yield from fold_batches(read_splits(task, source, plan.columns()), plan)
+        yield from fold_encoded(read_splits(task, source, _columns(requests, key)), requests, key)
 
 
-def file_states(spark: SparkSession, source: InputSource, plan: FitPlan) -> RDD:
+def file_states(spark: SparkSession, source: InputSource, requests: Sequence[ColumnRequest], key: str | None) -> RDD:
     """``(key, state)`` pairs of ``source``, one task per share of its files (see :func:`file_tasks`)."""
     tasks = file_tasks(source, spark.sparkContext.defaultParallelism)
-    return spark.sparkContext.parallelize(tasks, len(tasks)).mapPartitions(partial(_fold_tasks, plan, source))
+    fold = partial(_fold_tasks, tuple(requests), key, source)
+    return spark.sparkContext.parallelize(tasks, len(tasks)).mapPartitions(fold)
 
 
 # -------------------------------------------------------------- DataFrame input
 
 
-def _fold_arrow(plan: FitPlan, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    states = list(fold_batches(batches, plan))
+def _fold_arrow(
+    requests: Sequence[ColumnRequest], key: str | None, batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    states = list(fold_encoded(batches, requests, key))
     yield pa.RecordBatch.from_arrays(
         [pa.array([k for k, _ in states], pa.string()), pa.array([s for _, s in states], pa.string())],
         names=["key", "state"],
     )
 
 
-def frame_states(frame: DataFrame, plan: FitPlan) -> RDD:
-    """``(key, state)`` pairs of ``frame``: ``mapInArrow`` over the plan's columns."""
-    columns = [frame[quote(name)] for name in plan.columns()]
-    states = frame.select(*columns).mapInArrow(partial(_fold_arrow, plan), STATE_SCHEMA)
+def frame_states(frame: DataFrame, requests: Sequence[ColumnRequest], key: str | None) -> RDD:
+    """``(key, state)`` pairs of ``frame``: ``mapInArrow`` over the requested columns."""
+    columns = [frame[quote(name)] for name in _columns(requests, key)]
+    states = frame.select(*columns).mapInArrow(partial(_fold_arrow, tuple(requests), key), STATE_SCHEMA)
     return states.rdd.map(tuple)
 
 
-def compute_stats(frame: DataFrame, plan: FitPlan) -> tuple[StatsAccumulator, KeyedStates | None]:
-    """Statistics of ``frame`` for ``plan`` (see :func:`merge_states` for the result)."""
-    return merge_states(frame_states(frame, plan), plan)
+def compute_stats(
+    frame: DataFrame, requests: Sequence[ColumnRequest], key: str | None = None
+) -> tuple[StatsAccumulator, KeyedStats | None]:
+    """One pass of statistics over ``frame`` (see :func:`merge_states` for the result)."""
+    return merge_states(frame_states(frame, requests, key), requests, key)
 
 
 def fit_frame(frame: DataFrame, job: JobConfig, source: str = "<DataFrame>") -> Artifact:
@@ -237,5 +245,4 @@ def fit_frame(frame: DataFrame, job: JobConfig, source: str = "<DataFrame>") -> 
     """
     zone = frame.sparkSession.conf.get("spark.sql.session.timeZone")
     plan = resolve_plan(job, to_arrow_schema(frame.schema, timezone=zone), source)
-    accumulator, keyed = compute_stats(frame, plan)
-    return build_artifact(plan, accumulator, keyed, engine="spark", source=source)
+    return fit_in_passes(plan, partial(compute_stats, frame, key=plan.key), engine="spark", source=source)

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pytest
 
 from normcore.errors import ConfigError, InputError
-from normcore.stats.ewm import EwmMoments, EwmNormalizer, alpha_from_halflife
+from normcore.running import EwmNormalizer, ewm_zscore
+from normcore.stats.ewm import EwmMoments, alpha_from_halflife
 
 
 def reference(values: list[float], alpha: float) -> tuple[float, float]:
@@ -66,11 +67,10 @@ def test_merge_is_associative_and_ordered() -> None:
 def test_empty_and_constant_states() -> None:
     empty = EwmMoments.create(0.2)
     assert math.isnan(empty.variance()) and empty.summary()["mean"] is None
-    assert empty.linear_transform().forward(np.array([3.0]))[0] == 3.0  # identity while empty
+    assert ewm_zscore(empty) == (0.0, 1.0)  # identity while empty
     constant = EwmMoments.create(0.2).add_values(np.full(10, 7.0))
     assert constant.variance() == 0.0
-    assert constant.linear_transform().scale == 1.0
-    np.testing.assert_array_equal(constant.linear_transform().forward(np.array([7.0, 9.0])), [0.0, 2.0])
+    assert ewm_zscore(constant) == (7.0, 1.0)
 
 
 def test_normalizer_on_record_batches() -> None:

@@ -125,7 +125,13 @@ def test_worker_tracebacks_map_back_to_normcore_errors(text: str, expected) -> N
 
 @pytest.mark.parametrize(
     "runner",
-    ["FnApiRunner", "fnapirunner", "DirectRunner", "direct", "apache_beam.runners.portability.fn_api_runner.FnApiRunner"],
+    [
+        "FnApiRunner",
+        "fnapirunner",
+        "DirectRunner",
+        "direct",
+        "apache_beam.runners.portability.fn_api_runner.FnApiRunner",
+    ],
 )
 def test_every_name_beam_gives_a_local_runner_runs_in_process(data_dir: Path, tmp_path: Path, runner: str) -> None:
     """Beam's own dotted name of the FnApiRunner is as local as ``FnApiRunner`` (no --temp_location)."""

@@ -41,8 +41,9 @@ def test_expected_ranges_follow_each_method(fitted, raw_table):
     assert ranges["count"] == ranges["level"] == (-1.0, 1.0)
     assert ranges["score"] == (0.0, 1.0)
     latency = raw_table.column("latency").to_numpy()
-    robust = artifact.transform("latency")
-    reference = ((latency.min() - robust.shift) / robust.scale, (latency.max() - robust.shift) / robust.scale)
+    robust = artifact.transform("latency").values
+    shift, scale = robust["shift"], robust["scale"]
+    reference = ((latency.min() - shift) / scale, (latency.max() - shift) / scale)
     assert ranges["latency"] == pytest.approx(reference, rel=1e-12)
     for name, (low, high) in expected_ranges(artifact).items():
         nominal_low, nominal_high = ranges[name]

@@ -93,11 +93,13 @@ def test_retried_partition_counts_nothing_twice(spark, engine_data: Path, tmp_pa
     job = build_job({"features": features, "key": "k_str"}, "test")
     source = open_input(str(engine_data))
     plan = resolve_plan(job, source.schema, source.path)
-    clean = build_artifact(plan, *merge_states(file_states(spark, source, plan), plan), engine="spark")
+    requests = plan.requests()
+    states = merge_states(file_states(spark, source, requests, plan.key), requests, plan.key)
+    clean = build_artifact(plan, *states, engine="spark")
 
     marker = tmp_path / "failed-after-state"
-    flaky = file_states(spark, source, plan).mapPartitionsWithIndex(_marker_failure(marker))
-    retried = build_artifact(plan, *merge_states(flaky, plan), engine="spark")
+    flaky = file_states(spark, source, requests, plan.key).mapPartitionsWithIndex(_marker_failure(marker))
+    retried = build_artifact(plan, *merge_states(flaky, requests, plan.key), engine="spark")
     assert marker.exists(), "the injected failure did not happen"
     assert retried.document["features"] == clean.document["features"]
     assert retried.document["keys"] == clean.document["keys"]

@@ -77,7 +77,7 @@ def test_at_an_offset_of_1e9_mllib_std_drifts_and_ours_is_exact(spark, tmp_path:
     pq.write_table(pa.table({"x": values}), path, row_group_size=5000)
     exact = exact_std(values, ddof=1)
 
-    ours = fit_with("spark", {"features": [{"name": "x"}], "ddof": 1}, path).transform("x").scale
+    ours = fit_with("spark", {"features": [{"name": "x"}], "ddof": 1}, path).transform("x").values["scale"]
     frame = VectorAssembler(inputCols=["x"], outputCol="v").transform(spark.read.parquet(str(path)))
     theirs = float(StandardScaler(inputCol="v", withMean=True, withStd=True).fit(frame).std[0])
     native = spark.read.parquet(str(path)).agg(F.stddev_samp("x")).first()[0]
