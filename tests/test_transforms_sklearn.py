@@ -1,4 +1,5 @@
-"""Every method against scikit-learn (bundled real datasets) or its defining formula."""
+"""Every method against scikit-learn / SciPy (bundled real datasets, skewed synthetic data) or
+its defining formula."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 from scipy.special import ndtr
 from sklearn import datasets, preprocessing
+from sklearn.preprocessing import PowerTransformer
 
 import normcore
 from normcore.fitting import ConstantFeatureWarning
-from normcore.transforms import decimal_exponent
+from normcore.transforms import Fitted, decimal_exponent
 
 DATASETS = {
     "wine": datasets.load_wine().data,
@@ -185,3 +188,110 @@ def test_quantile_normal_output_is_clipped_like_scikit_learn() -> None:
     reference = preprocessing.QuantileTransformer(n_quantiles=100, output_distribution="normal").fit(train)
     np.testing.assert_allclose(extremes, reference.transform(np.array([[-1e9], [1e9]])), rtol=1e-12)
     assert 0 < ndtr(extremes[1, 0]) < 1
+
+
+# -- power and log (issue 9) ------------------------------------------------------------------
+
+_RNG = np.random.default_rng(21)
+SKEWED = {
+    "lognormal": _RNG.lognormal(0.0, 1.0, (3000, 1)),
+    "exponential": _RNG.exponential(2.0, (3000, 1)),
+    "signed_lognormal": (_RNG.choice([-1.0, 1.0, 1.0], 3000) * _RNG.lognormal(1.0, 1.2, 3000)).reshape(-1, 1),
+    "left_skewed": -_RNG.gamma(1.5, 4.0, (3000, 1)),
+}
+#: Every feature of the bundled datasets and the skewed synthetic columns.
+POWER_DATA = {**DATASETS, **SKEWED}
+
+
+def _power_artifact(data: np.ndarray, params: dict | None = None):
+    return normcore.fit(data, features=_spec(data, "power", params))
+
+
+def _plugged(fitted: Fitted, lam: float) -> Fitted:
+    """``fitted`` with another lambda and no standardization: the bare transform."""
+    return Fitted(fitted.method, fitted.method.params({**fitted.params.model_dump(), "standardize": False}),
+                  {**fitted.values, "lambda": lam, "shift": 0.0, "scale": 1.0})  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(POWER_DATA))
+def test_yeo_johnson_matches_scikit_learn(name: str) -> None:
+    data = POWER_DATA[name]
+    reference = PowerTransformer().fit(data)
+    artifact = _power_artifact(data)
+    ours = normcore.Normalizer.from_artifact(artifact).transform(data)
+    for i, column_name in enumerate(_names(data)):
+        x, theirs_lambda = data[:, i], float(reference.lambdas_[i])
+        fitted = artifact.transform(column_name)
+        # scikit-learn's lambda plugged in: the same transform to 1e-12.
+        expected = scipy_stats.yeojohnson(x, theirs_lambda)
+        np.testing.assert_allclose(_plugged(fitted, theirs_lambda).forward(x), expected, rtol=1e-12,
+                                   atol=1e-12 * np.abs(expected).max())  # fmt: skip
+        # Our own lambda is at least as likely as scikit-learn's (to 1e-9 relative).
+        ours_ll = scipy_stats.yeojohnson_llf(fitted.values["lambda"], x)
+        theirs_ll = scipy_stats.yeojohnson_llf(theirs_lambda, x)
+        assert ours_ll >= theirs_ll - 1e-9 * abs(theirs_ll), (column_name, fitted.values["lambda"], theirs_lambda)
+    np.testing.assert_allclose(ours, reference.transform(data), rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["wine", "lognormal", "exponential"])
+def test_box_cox_matches_scipy(name: str) -> None:
+    data = POWER_DATA[name]
+    columns = [i for i in range(data.shape[1]) if data[:, i].min() > 0]
+    data = data[:, columns]
+    artifact = _power_artifact(data, {"method": "box-cox"})
+    reference = PowerTransformer(method="box-cox").fit(data)
+    for i, column_name in enumerate(_names(data)):
+        x = data[:, i]
+        _, theirs_lambda = scipy_stats.boxcox(x)
+        fitted = artifact.transform(column_name)
+        expected = scipy_stats.boxcox(x, theirs_lambda)
+        np.testing.assert_allclose(_plugged(fitted, theirs_lambda).forward(x), expected, rtol=1e-12,
+                                   atol=1e-12 * np.abs(expected).max())  # fmt: skip
+        ours_ll = scipy_stats.boxcox_llf(fitted.values["lambda"], x)
+        theirs_ll = scipy_stats.boxcox_llf(theirs_lambda, x)
+        assert ours_ll >= theirs_ll - 1e-9 * abs(theirs_ll), (column_name, fitted.values["lambda"], theirs_lambda)
+    ours = normcore.Normalizer.from_artifact(artifact).transform(data)
+    np.testing.assert_allclose(ours, reference.transform(data), rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize("params", [{}, {"method": "box-cox"}, {"standardize": False}])
+def test_power_inverse_round_trips(params: dict) -> None:
+    data = np.hstack([SKEWED["lognormal"], SKEWED["exponential"]])
+    if params.get("method") != "box-cox":
+        data = np.hstack([data, SKEWED["signed_lognormal"], SKEWED["left_skewed"]])
+    norm = normcore.Normalizer.from_artifact(_power_artifact(data, params))
+    restored = norm.inverse_transform(norm.transform(data))
+    np.testing.assert_allclose(restored, data, rtol=1e-9, atol=1e-12)
+
+
+def test_box_cox_refuses_a_column_that_is_not_positive() -> None:
+    with pytest.raises(normcore.InputError, match="box-cox needs strictly positive values; its minimum is 0"):
+        _power_artifact(np.array([[0.0], [1.0], [2.0]]), {"method": "box-cox"})
+
+
+def test_power_per_key_equals_a_fit_of_each_key_alone() -> None:
+    rows = 1500
+    keys = np.array(["a", "b", "c"])[np.arange(rows) % 3]
+    values = np.where(keys == "a", _RNG.lognormal(0, 1, rows), np.where(keys == "b", _RNG.exponential(3, rows),
+                                                                         _RNG.normal(5, 1, rows)))  # fmt: skip
+    table = {"x": values, "k": keys}
+    keyed = normcore.fit(table, features=[{"name": "x", "method": "power"}], key="k")
+    whole = normcore.fit({"x": values}, features=[{"name": "x", "method": "power"}])
+    assert keyed.transform("x").values["lambda"] == whole.transform("x").values["lambda"]
+    for value in ("a", "b", "c"):
+        alone = normcore.fit({"x": values[keys == value]}, features=[{"name": "x", "method": "power"}])
+        assert keyed.transform("x", value).values == alone.transform("x").values
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_log_is_signed_log1p_then_standardized(standardize: bool) -> None:
+    data = SKEWED["signed_lognormal"]
+    artifact = normcore.fit(data, features=_spec(data, "log", {"standardize": standardize}))
+    logged = np.sign(data) * np.log1p(np.abs(data))
+    expected = (logged - logged.mean()) / logged.std() if standardize else logged
+    norm = normcore.Normalizer.from_artifact(artifact)
+    np.testing.assert_allclose(norm.transform(data), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(norm.inverse_transform(norm.transform(data)), data, rtol=1e-12, atol=1e-12)
+    stats = artifact.feature("f0")["stats"]  # the statistics of the logged values
+    assert stats["mean"] == pytest.approx(float(logged.mean()), rel=1e-12)
+    assert stats["max"] == float(logged.max())

@@ -1,8 +1,9 @@
 """``normcore drift``: new data's statistics against the artifact's.
 
 For every feature of the artifact, one streaming pass over the new (raw) data
-gathers the same statistics a fit does (:class:`~normcore.stats.FeatureStatsCombiner`,
-with a KLL sketch of the artifact's ``k`` where the artifact has one), and
+gathers the same statistics a fit does (:class:`~normcore.stats.FeatureStatsCombiner`), in
+the space the feature's method fits in (the logged values of a ``log`` feature, the
+transformed ones of a ``power`` feature), with a KLL sketch of the artifact's ``k`` where the artifact has one), and
 :mod:`normcore.stats.compare` measures
 
 * the standardized mean shift ``(mean_new - mean_fit) / std_fit``,
@@ -153,8 +154,14 @@ def measure_drift(
     sketches = {
         name: QuantileSketch.from_dict(stats["quantiles"]) for name, stats in references.items() if "quantiles" in stats
     }
+    # New data is measured in the space each method fits in (log: logged values).
     requests = [
-        ColumnRequest(name, name in sketches, sketches[name].k) if name in sketches else ColumnRequest(name)
+        ColumnRequest(
+            name,
+            name in sketches,
+            sketches[name].k if name in sketches else None,
+            artifact.transform(name).fit_space_map,
+        )
         for name in artifact.feature_names
     ]
     combiner = FeatureStatsCombiner(requests)

@@ -2,7 +2,8 @@
 
 Two streaming passes over the raw data (memory bounded by the batch size):
 
-1. statistics of every feature before and after the artifact's transform
+1. statistics of every feature before (in the space its method fits in, as the artifact
+   records them: the logged values of a ``log`` feature) and after the artifact's transform
    (:class:`~normcore.stats.FeatureStatsCombiner` with KLL sketches) and the
    conformity of the normalized values (:class:`~normcore.quality.conformity.ConformityCombiner`);
 2. histograms over the 0.5th-99.5th percentile range of each side (values beyond
@@ -87,8 +88,8 @@ def load_drift(path: str | Path, artifact: Artifact) -> dict[str, Any]:
     return document
 
 
-def _requests(names: list[str]) -> list[ColumnRequest]:
-    return [ColumnRequest(name, True, _SKETCH_K) for name in names]
+def _requests(names: list[str], maps: Mapping[str, Any] | None = None) -> list[ColumnRequest]:
+    return [ColumnRequest(name, True, _SKETCH_K, (maps or {}).get(name)) for name in names]
 
 
 def _edges(column: ColumnStats) -> np.ndarray:
@@ -110,21 +111,24 @@ def _histogram(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, int, 
 class _Histograms:
     """Per-feature bin counts of one side (before or after), filled batch by batch."""
 
-    def __init__(self, edges: Mapping[str, np.ndarray]) -> None:
+    def __init__(self, edges: Mapping[str, np.ndarray], maps: Mapping[str, Any] | None = None) -> None:
         self.edges = dict(edges)
+        self.maps = {name: function for name, function in (maps or {}).items() if function is not None}
         self.counts = {name: np.zeros(BINS, dtype=np.int64) for name in edges}
         self.tails = {name: [0, 0] for name in edges}
 
     def add(self, batch: pa.RecordBatch) -> None:
         for name, edges in self.edges.items():
             values, _ = column_as_float64(batch.column(name))
+            if name in self.maps:
+                values = self.maps[name](values)
             counts, below, above = _histogram(values, edges)
             self.counts[name] += counts
             self.tails[name][0] += below
             self.tails[name][1] += above
 
 
-def _plot(name: str, before: _Histograms, after: _Histograms, method: str) -> str:
+def _plot(name: str, before: _Histograms, after: _Histograms, method: str, space: str | None) -> str:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -132,7 +136,7 @@ def _plot(name: str, before: _Histograms, after: _Histograms, method: str) -> st
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, 2)
     for ax, side, title, color in (
-        (axes[0], before, "before", "#5b7db1"),
+        (axes[0], before, f"before ({space})" if space else "before", "#5b7db1"),
         (axes[1], after, f"after ({method})", "#d9822b"),
     ):
         edges = side.edges[name]
@@ -167,10 +171,13 @@ def _number(value: Any) -> str:
     return str(value)
 
 
-def _stats_table(fitted: Mapping[str, Any], before: ColumnStats, after: ColumnStats) -> str:
+def _stats_table(fitted: Mapping[str, Any], before: ColumnStats, after: ColumnStats, space: str | None) -> str:
     rows = ("count", "null_count", "nan_count", "inf_count", "mean", "std", "min", "max")
     sides = (fitted, before.moments.summary(), after.moments.summary())
-    cells = ["<tr><th>statistic</th><th>fitted (artifact)</th><th>this input</th><th>normalized</th></tr>"]
+    where = f" ({html.escape(space)})" if space else ""
+    cells = [
+        f"<tr><th>statistic</th><th>fitted (artifact){where}</th><th>this input{where}</th><th>normalized</th></tr>"
+    ]
     for stat in rows:
         cells.append(
             f"<tr><td>{stat}</td>" + "".join(f"<td>{_number(side.get(stat))}</td>" for side in sides) + "</tr>"
@@ -220,7 +227,10 @@ def build_report(
     columns = names + ([artifact.key] if artifact.key and artifact.key not in names else [])
     normalizer = BatchNormalizer(artifact)
     ranges = expected_ranges(artifact)
-    raw_stats, normalized_stats = FeatureStatsCombiner(_requests(names)), FeatureStatsCombiner(_requests(names))
+    # The input is described in the space each method fits in, as the artifact describes it.
+    maps = {name: artifact.transform(name).fit_space_map for name in names}
+    spaces = {name: artifact.transform(name).method.space for name in names}
+    raw_stats, normalized_stats = FeatureStatsCombiner(_requests(names, maps)), FeatureStatsCombiner(_requests(names))
     conformity = ConformityCombiner(ranges)
     before, after, counts = (
         raw_stats.create_accumulator(),
@@ -234,7 +244,7 @@ def build_report(
         conformity.add_batch(counts, normalized)
     if before.rows == 0:
         raise InputError(f"input '{source.path}' has no rows")
-    hist_before = _Histograms({n: _edges(before.columns[n]) for n in names})
+    hist_before = _Histograms({n: _edges(before.columns[n]) for n in names}, maps)
     hist_after = _Histograms({n: _edges(after.columns[n]) for n in names})
     for batch in source.batches(columns, batch_size):
         hist_before.add(batch)
@@ -250,10 +260,11 @@ def build_report(
         conform = "-" if feature["conformity"] is None else f"{100 * feature['conformity']:.2f}%"
         parts = [
             f'<h2 id="{html.escape(name)}">{html.escape(name)} <span class="meta">({html.escape(method)})</span></h2>',
-            f'<img alt="histograms of {html.escape(name)}" src="{_plot(name, hist_before, hist_after, method)}">',
+            f'<img alt="histograms of {html.escape(name)}" '
+            f'src="{_plot(name, hist_before, hist_after, method, spaces[name])}">',
             f'<p>conformity: <span class="{level}">{conform}</span> of {feature["values"]} normalized values in '
             f"[{_number(low)}, {_number(high)}] ({feature['missing']} missing)</p>",
-            _stats_table(entry["stats"], before.columns[name], after.columns[name]),
+            _stats_table(entry["stats"], before.columns[name], after.columns[name], spaces[name]),
         ]
         if drift is not None and name in drift.get("features", {}):
             parts.append(_drift_table(drift["features"][name]))

@@ -28,7 +28,7 @@ column looked up by the row's key); nothing else changes.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
@@ -97,6 +97,9 @@ class Method:
     kind: ClassVar[str]
     #: Validation compares the output's quantiles with the fitted sketch's (``robust``, ``quantile``).
     checks_quantiles: ClassVar[bool] = False
+    #: The space the fitted statistics describe, when it is not the input's (``log``, ``power``):
+    #: see :meth:`fit_space`; None for methods whose statistics are of the raw values.
+    space: ClassVar[str | None] = None
 
     def params(self, raw: Mapping[str, Any] | MethodParams | None = None) -> MethodParams:
         """Validate ``raw`` parameters (raises pydantic's ``ValidationError``)."""
@@ -237,6 +240,12 @@ class Fitted:
     def describe(self) -> str:
         """One line for ``normcore inspect``."""
         return self.method.describe(self.values, self.params) + (" [constant]" if self.constant else "")
+
+    @property
+    def fit_space_map(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """``fit_space`` on NumPy values when the method fits elsewhere than the raw values
+        (drift and reports gather new data's statistics through it), else None."""
+        return None if self.method.space is None else self.fit_space
 
 
 def engine_operands(operands: Mapping[str, Any], ops: Ops) -> dict[str, Any]:

@@ -44,6 +44,7 @@ class Log(Method):
     name = "log"
     Params = LogParams
     kind = "log"
+    space = "sign(x) log1p|x|"
 
     def request(self, name: str, params: LogParams, sketch: bool) -> ColumnRequest:
         return ColumnRequest(name, sketch, value_map=partial(signed_log1p, ops=NUMPY_OPS))

@@ -20,11 +20,13 @@ same way, every statistic exact and mergeable:
 
 1. the first pass evaluates ``lam`` on 41 points over ``[-4, 6]`` (spacing 0.25): per point
    the exact moments of ``psi(x, lam)`` and ``S``;
-2. each further pass evaluates 41 points over ``[best - h, best + h]`` around the best point
-   so far (``h`` its grid's spacing; if the best point is at the end of its grid the grid
-   moves instead), so the spacing shrinks 20-fold per pass;
-3. once the spacing around the best point is at most ``2e-6``, that point is lambda
-   (5 passes in all when the optimum lies inside ``[-4, 6]``).
+2. while the best point is at an end of everything searched, the next pass looks beyond
+   it, over twice the last grid's width (lambdas of -280 occur: breast_cancer's feature 19);
+3. then each further pass evaluates 41 points over ``[best - h, best + h]`` around the best
+   point so far (``h`` its grid's spacing), so the spacing shrinks 20-fold per pass;
+4. once the spacing around the best point is at most ``2e-6``, that point is lambda
+   (5 passes in all when the optimum lies inside ``[-4, 6]``, about 10 for ``|lambda|``
+   in the hundreds).
 
 So lambda is within ``8e-7`` of the likelihood's maximizer (for a unimodal likelihood, as
 for any data seen in practice), and its log-likelihood within about ``n * L**2 * 1e-13``
@@ -64,8 +66,8 @@ FIRST_GRID: Grid = linspace_grid(1.0, 5.0, 41)
 GRID_POINTS = 41
 #: The search stops once the spacing around the best point is at most this.
 TARGET_SPACING = 2e-6
-#: The grid never moves beyond |lambda| <= this.
-LAMBDA_LIMIT = 40.0
+#: The search never goes beyond |lambda| of this.
+LAMBDA_LIMIT = 1000.0
 #: Just above -1: the argument of log1p in the inverse maps stays in its domain.
 _ABOVE_MINUS_ONE = -1.0 + 2.0**-52
 
@@ -153,11 +155,14 @@ def _next_grid(stats: ColumnStats) -> Grid | None:
         return None
     lam, _, _, grid = best
     spacing = grid[1] - grid[0]
-    if lam in (grid[0], grid[-1]):
+    searched = (min(g[0] for g in stats.search.grids), max(g[-1] for g in stats.search.grids))
+    if lam in (grid[0], grid[-1]) and lam in searched:
+        # The best point is at the end of everything searched: look beyond it, twice as far.
         if abs(lam) >= LAMBDA_LIMIT:
             return None
-        moved = linspace_grid(lam, spacing * (GRID_POINTS - 1) / 2, GRID_POINTS)
-        return None if moved in stats.search.grids else moved
+        width = 2.0 * (grid[-1] - grid[0])
+        end = lam + width if lam == grid[-1] else lam - width
+        return tuple(float(v) for v in np.linspace(min(lam, end), max(lam, end), GRID_POINTS))
     if spacing <= TARGET_SPACING:
         return None
     return linspace_grid(lam, spacing, GRID_POINTS)
@@ -169,6 +174,7 @@ class Power(Method):
     name = "power"
     Params = PowerParams
     kind = "power"
+    space = "power-transformed values"
 
     def request(self, name: str, params: PowerParams, sketch: bool) -> ColumnRequest:
         search = SearchRequest(partial(_family, method=params.method), partial(_summand, method=params.method),

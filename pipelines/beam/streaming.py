@@ -154,8 +154,15 @@ class WindowedStats(beam.PTransform):
             artifact.feature(name)  # raises ArtifactError naming an unknown feature
 
     def _requests(self) -> list[ColumnRequest]:
-        # A sketch per window only where the artifact has one to compute the PSI against.
-        return [ColumnRequest(name, "quantiles" in self._artifact.feature(name)["stats"]) for name in self._features]
+        # A sketch per window only where the artifact has one to compute the PSI against; the
+        # values measured in the space each method fits in, as the artifact records them.
+        requests = []
+        for name in self._features:
+            quantiles = self._artifact.feature(name)["stats"].get("quantiles")
+            fitted = self._artifact.transform(name)
+            k = quantiles["k"] if quantiles else None
+            requests.append(ColumnRequest(name, quantiles is not None, k, fitted.fit_space_map))
+        return requests
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
         if self._allowed_lateness:

@@ -111,3 +111,25 @@ def test_feature_without_sketch_skips_psi(tmp_path, capsys):
     features = json.loads((report / "drift.json").read_text())["features"]
     assert features["score"]["psi"] is None and features["score"]["psi_skipped"]
     assert features["latency"]["psi"] == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("method", ["log", "power"])
+def test_drift_compares_in_the_space_the_method_fits_in(tmp_path, capsys, method):
+    """A log / power feature's statistics are of the mapped values; new data is mapped the same
+    way before it is compared (raw against logged would be a huge 'drift')."""
+    rng = np.random.default_rng(8)
+    reference, current = rng.lognormal(2.0, 1.0, 1_500), rng.lognormal(2.0, 1.0, 1_200) * 1.5
+    pq.write_table(pa.table({"x": reference}), tmp_path / "ref.parquet")
+    pq.write_table(pa.table({"x": current}), tmp_path / "new.parquet")
+    artifact = tmp_path / "a.json"
+    assert main(["fit", str(tmp_path / "ref.parquet"), "--artifact", str(artifact), "--sketch",
+                 "--features", f"x:{method}"]) == 0  # fmt: skip
+    report = tmp_path / "report"
+    _drift(capsys, str(tmp_path / "new.parquet"), "--artifact", str(artifact), "--report", str(report))
+    measures = json.loads((report / "drift.json").read_text())["features"]["x"]
+    space = load_artifact(artifact).transform("x").fit_space
+    mapped_reference, mapped_current = space(reference), space(current)
+    expected_shift = (mapped_current.mean() - mapped_reference.mean()) / mapped_reference.std()
+    assert measures["mean_shift"] == pytest.approx(expected_shift, rel=1e-9)
+    assert measures["variance_ratio"] == pytest.approx(mapped_current.var() / mapped_reference.var(), rel=1e-9)
+    assert measures["psi"] == pytest.approx(_psi_reference(mapped_reference, mapped_current), rel=1e-9)

@@ -28,7 +28,7 @@ from normcore.plan import resolve_plan
 COUNT_FIELDS = ("count", "null_count", "nan_count", "inf_count")
 #: Floating statistics and transform parameters (compared to a relative tolerance).
 FLOAT_STATS = ("mean", "var", "std", "min", "max", "max_abs")
-FLOAT_PARAMS = ("shift", "scale", "offset")
+FLOAT_PARAMS = ("shift", "scale", "offset", "lambda", "input_min")
 
 
 def fit_with(engine: str, config: dict[str, Any], data: Path) -> Artifact:
@@ -119,6 +119,20 @@ def assert_tables_equal(expected: pa.Table, actual: pa.Table, atol: dict[str, fl
             assert worst <= allowed, f"column '{name}': values differ by up to {worst:.3g} (allowed {allowed:.3g})"
         else:
             assert left.equals(right), f"column '{name}' differs"
+
+
+def assert_round_trip(original: pa.Table, restored: pa.Table, features: list[dict], rtol: float = 1e-9) -> None:
+    """``restored`` (an inverse of an output) equals ``original`` (the input, features as
+    float64) within ``rtol`` of each feature's largest magnitude; clipped values aside."""
+    for feature in features:
+        name = feature["name"]
+        expected = original.column(name).to_numpy(zero_copy_only=False)
+        actual = restored.column(name).to_numpy(zero_copy_only=False)
+        finite = np.isfinite(expected)
+        assert np.array_equal(np.isnan(expected), np.isnan(actual)), f"{name}: NaN differ"
+        scale = float(np.max(np.abs(expected[finite]), initial=1.0))
+        gap = float(np.max(np.abs(expected[finite] - actual[finite]), initial=0.0))
+        assert gap <= rtol * scale, f"{name}: round trip off by {gap:.3g} ({gap / scale:.3g} relative)"
 
 
 def exact_std(values: np.ndarray, ddof: int) -> float:

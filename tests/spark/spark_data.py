@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 #: Columns that are never features (the key columns can be keys).
 PASSTHROUGH = ["id", "name", "flag", "when", "small", "k_str", "k_int", "k_bool"]
 #: Numeric feature columns.
-FEATURES = ["a", "b", "c", "d", "big", "tied", "e", "f", "g"]
+FEATURES = ["a", "b", "c", "d", "big", "tied", "e", "f", "g", "h", "w", "v"]
 ROWS = 2000
 FILES = 4
 
@@ -22,8 +22,10 @@ def engine_table(rows: int = ROWS, seed: int = 5) -> pa.Table:
 
     ``a`` normal around 1e3; ``b`` float32; ``c`` int64 counts; ``d`` with NaN, +-inf and
     nulls; ``big`` 1e9 + N(0, 1); ``tied`` with many ties (quantile ties); ``e`` heavy
-    tailed; ``f`` normal; ``g`` int16. Key ``k_str`` has nulls and a ``rare`` value whose
-    ``d`` and ``f`` are never finite (its keyed entries fall back to the global ones).
+    tailed; ``f`` normal; ``g`` int16; ``h`` skewed of both signs (``log``, ``power``); ``w``
+    positive and skewed (Box-Cox); ``v`` heavy tailed of both signs (Student t). Key
+    ``k_str`` has nulls and a ``rare`` value whose ``d`` and ``f`` are never finite (its keyed
+    entries fall back to the global ones).
     """
     rng = np.random.default_rng(seed)
     d = rng.normal(-4.0, 2.0, rows)
@@ -54,6 +56,9 @@ def engine_table(rows: int = ROWS, seed: int = 5) -> pa.Table:
             "e": pa.array(rng.pareto(1.5, rows) * 20.0),
             "f": pa.array(f),
             "g": pa.array(rng.integers(-300, 300, rows).astype(np.int16)),
+            "h": pa.array(rng.choice([-1.0, 1.0, 1.0], rows) * rng.lognormal(1.0, 1.2, rows)),
+            "w": pa.array(rng.gamma(2.0, 3.0, rows) + 0.01),
+            "v": pa.array(rng.standard_t(3.0, rows) * 100.0),
             "k_str": pa.array(k_str, pa.string()),
             "k_int": pa.array(rng.integers(-2, 2, rows).astype(np.int32)),
             "k_bool": pa.array(rng.random(rows) < 0.4),

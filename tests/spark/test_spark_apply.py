@@ -29,10 +29,14 @@ ALL_METHODS = [
     {"name": "e", "method": "robust"},
     {"name": "f", "method": "quantile", "params": {"output": "normal"}},
     {"name": "g", "method": "identity"},
+    {"name": "h", "method": "power"},
+    {"name": "w", "method": "power", "params": {"method": "box-cox", "standardize": False}},
+    {"name": "v", "method": "log"},
 ]
-#: The normal output goes through log / exp of each engine's maths library: not bit-exact.
-FORWARD_TOLERANCE = {"f": 1e-12}
-INVERSE_TOLERANCE = {"f": 1e-10}
+#: The normal output, power and log go through log / exp / log1p / expm1 of each engine's
+#: maths library: not bit-exact.
+FORWARD_TOLERANCE = {"f": 1e-12, "h": 1e-12, "w": 1e-12, "v": 1e-12}
+INVERSE_TOLERANCE = {"f": 1e-10, "h": 1e-10, "w": 1e-10, "v": 1e-9}
 PYTHON_NODES = ("BatchEvalPython", "ArrowEvalPython", "MapInArrow", "PythonUDF", "MapInPandas")
 
 
