@@ -350,7 +350,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from normcore.artifact import artifact_target
     from normcore.engines import get_engine
     from normcore.plan import resolve_plan
-    from normcore.quality.validate import ValidationRequest, render_summary, validate
+    from normcore.quality.render import render_summary
+    from normcore.quality.validate import ValidationRequest, validate
 
     job = load_job(args)
     _check_engine_argv(job, argv)
@@ -432,7 +433,7 @@ def _quality_engine(args: argparse.Namespace, job: JobConfig) -> str:
 
 
 def _raise_if_failed(outcome) -> None:
-    from normcore.quality.validate import failure_message
+    from normcore.quality.render import failure_message
 
     if not outcome.success:
         raise CheckFailed(failure_message(outcome))
@@ -445,7 +446,8 @@ def _quality_reads(args: argparse.Namespace, source: InputSource, artifact_path:
 def cmd_validate(args: argparse.Namespace, argv: list[str]) -> int:
     """``normcore validate``: check a normalized output against its artifact (exit 1 if not conforming)."""
     from normcore.artifact import load_artifact
-    from normcore.quality.validate import ValidationRequest, open_source, render_summary, validate
+    from normcore.quality.render import render_summary
+    from normcore.quality.validate import ValidationRequest, open_source, validate
 
     if argv:
         raise ConfigError(f"unrecognized arguments: {' '.join(argv)}")

@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from normcore.errors import ConfigError
 from normcore.transforms import METHODS, method_names
 
-EngineName = Literal["local", "beam", "spark"]
 
 
 class _Strict(BaseModel):
@@ -201,7 +200,8 @@ class JobConfig(_Strict):
     input, artifact, output : str or None
         Data to read (Parquet file or directory, or CSV), the artifact JSON path,
         the output directory of Parquet files.
-    engine : {"local", "beam", "spark"}
+    engine : str
+        ``local`` or a registered engine (``beam``, ``spark``; see :mod:`normcore.engines`).
     method : str
         Default method for selected columns without one of their own.
     ddof : {0, 1}
@@ -222,7 +222,7 @@ class JobConfig(_Strict):
     input: str | None = None
     artifact: str | None = None
     output: str | None = None
-    engine: EngineName = "local"
+    engine: str = "local"
     method: str = "zscore"
     ddof: Literal[0, 1] = 0
     key: str | None = None
@@ -234,6 +234,13 @@ class JobConfig(_Strict):
     spark: SparkConfig = Field(default_factory=SparkConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, engine: str) -> str:
+        from normcore.engines import check_engine
+
+        return check_engine(engine)
 
     @field_validator("method")
     @classmethod

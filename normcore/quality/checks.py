@@ -73,31 +73,220 @@ from normcore.stats import QuantileSketch
 #: Relative widening of every expected bound, for floating-point rounding.
 ROUNDING = 1e-9
 
+def number(value: Any) -> str:
+    """A statistic for people: 6 significant digits, ``-`` for missing, ``nan`` for NaN."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
 @dataclass(frozen=True)
-class Check:
-    """One expectation, engine-neutral.
+class Evidence:
+    """What one streaming pass over every row established, for the row-level checks.
 
     Attributes
     ----------
-    expectation : str
-        Great Expectations class name, e.g. ``"ExpectColumnValuesToBeBetween"``.
+    rows : int
+        Rows seen.
+    conformity : ConformityAccumulator
+        Per feature: values, values in range, missing values.
+    checksums : mapping of str to str
+        Checksum of each pass-through column present.
+    columns : frozenset of str
+        Columns of the validated data.
+    """
+
+    rows: int
+    conformity: Any
+    checksums: Mapping[str, str]
+    columns: frozenset[str]
+
+
+class CheckKind:
+    """One kind of check: its Great Expectations expectation, how the streaming pass evaluates
+    it (row-level kinds), and how a failure reads. The registry is :data:`CHECK_KINDS`."""
+
+    #: Great Expectations class name, e.g. ``"ExpectColumnValuesToBeBetween"``.
+    expectation: str
+    #: Holds row by row (always evaluated on every row); aggregates may use a sample.
+    row_level: bool = True
+
+    def stream(self, check: Check, evidence: Evidence) -> tuple[bool, dict[str, Any]]:
+        """``(success, result in Great Expectations' layout)`` from the streaming pass."""
+        raise NotImplementedError(f"{self.expectation} is evaluated by Great Expectations only")
+
+    def detail(self, check: Check, result: Mapping[str, Any]) -> str:
+        """What was observed, for a failed check."""
+        return "failed"
+
+
+class RowCount(CheckKind):
+    """Nothing lost: the output has the source's (or the fit's) row count."""
+
+    expectation = "ExpectTableRowCountToEqual"
+
+    def stream(self, check: Check, evidence: Evidence) -> tuple[bool, dict[str, Any]]:
+        return evidence.rows == check.kwargs["value"], {"observed_value": evidence.rows}
+
+    def detail(self, check: Check, result: Mapping[str, Any]) -> str:
+        return f"{result.get('observed_value')} rows, expected {check.kwargs['value']}"
+
+
+def range_counts(result: Mapping[str, Any]) -> tuple[int, int]:
+    """``(non-missing values, values in range)`` of a range check's result."""
+    if "element_count" not in result:
+        return 0, 0
+    present = int(result["element_count"]) - int(result.get("missing_count") or 0)
+    return present, present - int(result.get("unexpected_count") or 0)
+
+
+class ValuesInRange(CheckKind):
+    """Range conformity: at least ``mostly`` of the non-missing values in the expected range."""
+
+    expectation = "ExpectColumnValuesToBeBetween"
+
+    def stream(self, check: Check, evidence: Evidence) -> tuple[bool, dict[str, Any]]:
+        feature = evidence.conformity.features[check.column]
+        rows, missing, unexpected = evidence.rows, feature.missing, feature.values - feature.in_range
+        share = feature.in_range / feature.values if feature.values else 1.0
+        present = rows - missing
+        return share >= check.kwargs["mostly"], {
+            "element_count": rows,
+            "missing_count": missing,
+            "missing_percent": 100.0 * missing / rows if rows else None,
+            "unexpected_count": unexpected,
+            "unexpected_percent": 100.0 * unexpected / present if present else None,
+            "unexpected_percent_total": 100.0 * unexpected / rows if rows else None,
+            "unexpected_percent_nonmissing": 100.0 * unexpected / present if present else None,
+            "partial_unexpected_list": [],
+        }
+
+    def detail(self, check: Check, result: Mapping[str, Any]) -> str:
+        values, in_range = range_counts(result)
+        share = 100.0 * in_range / values if values else 100.0
+        low, high = number(check.kwargs["min_value"]), number(check.kwargs["max_value"])
+        return f"{share:.2f}% of {values} values in [{low}, {high}], {values - in_range} outside; " + (
+            f"mostly {check.kwargs['mostly']:g}"
+        )
+
+
+class NotNull(CheckKind):
+    """No null, NaN or inf value where the fitted input had none."""
+
+    expectation = "ExpectColumnValuesToNotBeNull"
+
+    def stream(self, check: Check, evidence: Evidence) -> tuple[bool, dict[str, Any]]:
+        missing = evidence.conformity.features[check.column].missing
+        rows = evidence.rows
+        return missing == 0, {
+            "element_count": rows,
+            "unexpected_count": missing,
+            "unexpected_percent": 100.0 * missing / rows if rows else 0.0,
+            "partial_unexpected_list": [],
+        }
+
+    def detail(self, check: Check, result: Mapping[str, Any]) -> str:
+        return f"{result.get('unexpected_count')} null, NaN or inf values"
+
+
+class Between(CheckKind):
+    """An aggregate (mean, standard deviation) between two bounds."""
+
+    row_level = False
+
+    def __init__(self, expectation: str) -> None:
+        self.expectation = expectation
+
+    def detail(self, check: Check, result: Mapping[str, Any]) -> str:
+        observed = result.get("observed_value")
+        low, high = number(check.kwargs["min_value"]), number(check.kwargs["max_value"])
+        return f"observed {'a non-finite value' if observed is None else number(observed)}, expected [{low}, {high}]"
+
+
+class QuantilesBetween(CheckKind):
+    """Quantiles of the output between the transformed fitted quantiles."""
+
+    expectation = "ExpectColumnQuantileValuesToBeBetween"
+    row_level = False
+
+    def detail(self, check: Check, result: Mapping[str, Any]) -> str:
+        observed = (result.get("observed_value") or {}).get("values") or []
+        ranges = check.kwargs["quantile_ranges"]
+        wrong = [
+            f"q{q:g}={number(v)} not in [{number(r[0])}, {number(r[1])}]"
+            for q, v, r in zip(ranges["quantiles"], observed, ranges["value_ranges"], strict=False)
+            if v is None or not r[0] <= v <= r[1]
+        ]
+        return "; ".join(wrong) or "quantiles out of range"
+
+
+class ColumnExists(CheckKind):
+    """A pass-through column of the source is in the output."""
+
+    expectation = "ExpectColumnToExist"
+
+    def stream(self, check: Check, evidence: Evidence) -> tuple[bool, dict[str, Any]]:
+        return check.column in evidence.columns, {}
+
+    def detail(self, check: Check, result: Mapping[str, Any]) -> str:
+        return "column missing from the output"
+
+
+class ChecksumEquals(CheckKind):
+    """A pass-through column holds the source column's values (order-independent checksum)."""
+
+    expectation = "ExpectColumnChecksumToEqual"
+
+    def stream(self, check: Check, evidence: Evidence) -> tuple[bool, dict[str, Any]]:
+        observed = evidence.checksums[check.column]
+        return observed == check.kwargs["value"], {"observed_value": observed}
+
+    def detail(self, check: Check, result: Mapping[str, Any]) -> str:
+        return "values differ from the source column"
+
+
+ROW_COUNT, IN_RANGE, NOT_NULL = RowCount(), ValuesInRange(), NotNull()
+MEAN, STDEV = Between("ExpectColumnMeanToBeBetween"), Between("ExpectColumnStdevToBeBetween")
+QUANTILES, EXISTS, CHECKSUM = QuantilesBetween(), ColumnExists(), ChecksumEquals()
+
+#: Every kind of check, by expectation name.
+CHECK_KINDS: dict[str, CheckKind] = {
+    kind.expectation: kind for kind in (ROW_COUNT, IN_RANGE, NOT_NULL, MEAN, STDEV, QUANTILES, EXISTS, CHECKSUM)
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check of a plan, engine-neutral.
+
+    Attributes
+    ----------
+    kind : CheckKind
+        What is checked (and the Great Expectations expectation that checks it).
     column : str or None
         The column (None for table-level checks).
     kwargs : dict
         Keyword arguments of the expectation besides ``column``.
     note : str
         Where the expected values come from, for the report.
-    row_level : bool
-        True when the check holds row by row (range, nulls, row count, checksums):
-        it is always evaluated on every row. Aggregate checks (moments, quantiles)
-        may be evaluated on a sample.
     """
 
-    expectation: str
+    kind: CheckKind
     column: str | None
     kwargs: dict[str, Any] = field(default_factory=dict)
     note: str = ""
-    row_level: bool = True
+
+    @property
+    def expectation(self) -> str:
+        """Great Expectations class name of the check."""
+        return self.kind.expectation
+
+    @property
+    def row_level(self) -> bool:
+        """Whether the check holds row by row (see :attr:`CheckKind.row_level`)."""
+        return self.kind.row_level
 
     @property
     def expectation_type(self) -> str:
@@ -183,18 +372,16 @@ def _moment_checks(name: str, artifact: Artifact, n: int, z: float) -> list[Chec
     origin = f"fitted on {count} values; tolerance {z:g} standard errors at {n} values"
     return [
         Check(
-            "ExpectColumnMeanToBeBetween",
+            MEAN,
             name,
             {"min_value": mean - mean_tolerance, "max_value": mean + mean_tolerance},
             f"expected mean {mean:.6g} ({origin})",
-            row_level=False,
         ),
         Check(
-            "ExpectColumnStdevToBeBetween",
+            STDEV,
             name,
             {"min_value": max(0.0, sample_sd - sd_tolerance), "max_value": sample_sd + sd_tolerance},
             f"expected sample std (ddof 1) {sample_sd:.6g} ({origin})",
-            row_level=False,
         ),
     ]
 
@@ -214,12 +401,11 @@ def _quantile_check(name: str, artifact: Artifact, quantiles: Sequence[float], n
     value_ranges = [list(_widen(float(a), float(b))) for a, b in zip(low, high, strict=True)]
     return [
         Check(
-            "ExpectColumnQuantileValuesToBeBetween",
+            QUANTILES,
             name,
             {"quantile_ranges": {"quantiles": [float(v) for v in q], "value_ranges": value_ranges}},
             f"transformed quantiles of the fitted sketch (rank error {sketch.rank_error:.2g}), "
             f"tolerance {z:g} standard errors at {n} values",
-            row_level=False,
         )
     ]
 
@@ -261,7 +447,7 @@ def build_checks(
     """
     ranges = expected_ranges(artifact)
     keyed = artifact.key is not None
-    checks = [Check("ExpectTableRowCountToEqual", None, {"value": int(expected_rows)}, f"rows of {rows_origin}")]
+    checks = [Check(ROW_COUNT, None, {"value": int(expected_rows)}, f"rows of {rows_origin}")]
     notes = []
     for name in artifact.feature_names:
         entry = artifact.feature(name)
@@ -269,14 +455,14 @@ def build_checks(
         low, high = ranges[name]
         checks.append(
             Check(
-                "ExpectColumnValuesToBeBetween",
+                IN_RANGE,
                 name,
                 {"min_value": low, "max_value": high, "mostly": settings.mostly},
                 f"{method}: expected range of the normalized values",
             )
         )
         if stats["null_count"] == 0 and stats["nan_count"] == 0 and stats["inf_count"] == 0:
-            checks.append(Check("ExpectColumnValuesToNotBeNull", name, {}, "the fitted input had no null, NaN or inf"))
+            checks.append(Check(NOT_NULL, name, {}, "the fitted input had no null, NaN or inf"))
         if keyed:
             continue
         n = _values_checked(rows_checked, stats, artifact.rows)
@@ -289,9 +475,9 @@ def build_checks(
     else:
         present = set(output_columns)
         for name, checksum in passthrough.items():
-            checks.append(Check("ExpectColumnToExist", name, {}, "pass-through column of the source"))
+            checks.append(Check(EXISTS, name, {}, "pass-through column of the source"))
             if name in present:
                 checks.append(
-                    Check("ExpectColumnChecksumToEqual", name, {"value": checksum}, "checksum of the source column")
+                    Check(CHECKSUM, name, {"value": checksum}, "checksum of the source column")
                 )
     return CheckPlan(tuple(checks), ranges, expected_ranges(artifact, widen=False), tuple(notes))

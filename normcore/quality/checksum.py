@@ -19,13 +19,12 @@ computed by the same engine:
   ``n`` times the golden ratio, mod 2**64. Each word is then mixed with splitmix64
   (golden-ratio increment, then its finalizer). Other types hash their text form.
 * Spark: ``xxhash64`` of each value (Spark's hash), summed as a decimal (no
-  overflow), mod 2**64.
+  overflow), mod 2**64 (``pipelines.spark.checksum``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -207,13 +206,3 @@ def batch_checksums(batches: Iterable[pa.RecordBatch], columns: Sequence[str]) -
         for name in columns:
             totals[name] = (totals[name] + array_checksum(batch.column(name))) % MODULUS
     return rows, {name: str(total) for name, total in totals.items()}
-
-
-def spark_checksum(column: Any) -> Any:
-    """A Spark aggregate ``Column``: the Spark checksum of ``column`` (a name or a
-    ``Column``) as a decimal string."""
-    from pyspark.sql import functions as F
-
-    decimal = "decimal(38,0)"
-    total = F.sum(F.xxhash64(column).cast(decimal))
-    return F.pmod(F.coalesce(total, F.lit(0).cast(decimal)), F.lit(str(MODULUS)).cast(decimal)).cast("string")

@@ -8,8 +8,9 @@ row-level checks computed elsewhere (the local validator's streaming pass over
 data larger than its sample), and writes the validation result JSON and Data Docs.
 
 It also registers one custom expectation, ``expect_column_checksum_to_equal``,
-backed by the metric ``column.normcore_checksum`` (see
-:mod:`normcore.quality.checksum`) on pandas and Spark.
+backed by the metric ``column.normcore_checksum`` (see :mod:`normcore.quality.checksum`)
+on pandas; engines that validate on their own register theirs (Spark:
+``pipelines.spark.checksum``).
 """
 
 from __future__ import annotations
@@ -33,13 +34,9 @@ from great_expectations.data_context.types.resource_identifiers import (
     ExpectationSuiteIdentifier,
     ValidationResultIdentifier,
 )
-from great_expectations.execution_engine import PandasExecutionEngine, SparkDFExecutionEngine
+from great_expectations.execution_engine import PandasExecutionEngine
 from great_expectations.expectations.expectation import ColumnAggregateExpectation
-from great_expectations.expectations.metrics import (
-    ColumnAggregateMetricProvider,
-    column_aggregate_partial,
-    column_aggregate_value,
-)
+from great_expectations.expectations.metrics import ColumnAggregateMetricProvider, column_aggregate_value
 from great_expectations.render import LegacyRendererType, RenderedStringTemplateContent
 from great_expectations.render.renderer.renderer import renderer
 from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
@@ -47,7 +44,7 @@ from great_expectations.validator.v1_validator import Validator
 from jinja2 import FileSystemBytecodeCache
 
 from normcore.quality.checks import Check, CheckPlan
-from normcore.quality.checksum import series_checksum, spark_checksum
+from normcore.quality.checksum import series_checksum
 
 #: Name of the suite, of the data source asset and of the Data Docs site.
 SUITE_NAME = "normcore"
@@ -58,7 +55,8 @@ Engine = Literal["pandas", "spark"]
 
 
 class ColumnNormcoreChecksum(ColumnAggregateMetricProvider):
-    """``column.normcore_checksum``: order-independent checksum of a column, nulls included."""
+    """``column.normcore_checksum``: order-independent checksum of a column, nulls included
+    (pandas; the Spark engine registers its own in ``pipelines.spark.checksum``)."""
 
     metric_name = "column.normcore_checksum"
     filter_column_isnull = False
@@ -66,10 +64,6 @@ class ColumnNormcoreChecksum(ColumnAggregateMetricProvider):
     @column_aggregate_value(engine=PandasExecutionEngine)
     def _pandas(cls, column, **kwargs):
         return series_checksum(column)
-
-    @column_aggregate_partial(engine=SparkDFExecutionEngine)
-    def _spark(cls, column, **kwargs):
-        return spark_checksum(column)
 
 
 class ExpectColumnChecksumToEqual(ColumnAggregateExpectation):

@@ -32,6 +32,9 @@ from pipelines.spark.columns import key_counts, normalize_frame
 from pipelines.spark.frames import read_frame
 from pipelines.spark.session import CAUSE, get_session, short_cause
 from pipelines.spark.stats import file_states, merge_states
+from pipelines.spark.validate import validate
+
+__all__ = ["apply", "fit", "user_errors", "validate"]
 
 #: Spark's report of a file its reader cannot decode, and the root cause.
 _UNREADABLE = re.compile(r"\[FAILED_READ_FILE[.\w]*\] Encountered error while reading file (?:file://)?(\S+?)\.?\s")
