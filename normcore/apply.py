@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from normcore.artifact import Artifact
 from normcore.errors import ArtifactError
+from normcore.io import float64_features
 from normcore.keys import key_groups
 
 #: Distinct unseen key values remembered for the run summary.
@@ -117,10 +118,7 @@ class BatchNormalizer:
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
         """``schema`` with every transformed feature as float64 (same position, name, nullability)."""
-        for name in self.features:
-            index = schema.get_field_index(name)
-            schema = schema.set(index, schema.field(index).with_type(pa.float64()))
-        return schema
+        return float64_features(schema, self.features)
 
     def transform_values(self, name: str, values: np.ndarray, key: str | None = None) -> np.ndarray:
         """Transform (or invert) float64 ``values`` of feature ``name``."""

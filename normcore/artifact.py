@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from normcore.errors import ArtifactError
+from normcore.io import read_json
 from normcore.paths import Target, Writes, file_starts_with
 from normcore.stats import QuantileSketch
 from normcore.transforms import Fitted, fitted_from_entry
@@ -196,13 +197,9 @@ def load_artifact(path: str | Path) -> Artifact:
     if not location.is_file():
         raise ArtifactError(f"artifact '{path}' does not exist")
     try:
-        document = json.loads(location.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"artifact '{path}' is not valid JSON ({exc})") from None
-    except RecursionError:
-        raise ArtifactError(f"artifact '{path}' is nested too deeply to be an artifact") from None
-    except OSError as exc:
-        raise ArtifactError(f"artifact '{path}' cannot be read ({exc.strerror or exc})") from None
+        document = read_json(location)
+    except ValueError as exc:
+        raise ArtifactError(f"artifact '{path}' {exc}") from None
     return parse_artifact(document, str(path))
 
 

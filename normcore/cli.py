@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pydantic import ValidationError
 
 from normcore.config import JobConfig, build_job, read_config_file, spark_master_problem, validation_message
-from normcore.errors import CheckFailed, ConfigError, InputError, NormcoreError
-from normcore.io import InputSource, open_input
+from normcore.errors import CheckFailed, ConfigError, NormcoreError
+from normcore.io import InputSource, open_input, require_rows
 from normcore.paths import Place, Target, Writes, check_disjoint, os_error_text, writing
 
 if TYPE_CHECKING:
@@ -281,8 +281,8 @@ def _report_target(report: str, command: str) -> Target:
 
 
 def _check_not_empty(source: InputSource) -> None:
-    if source.format == "parquet" and source.count_rows() == 0:
-        raise InputError(f"input '{source.path}' has no rows")
+    if source.format == "parquet":
+        require_rows(source.count_rows(), source.path)
 
 
 def _print_apply_summary(output: str, counts) -> None:
@@ -439,22 +439,28 @@ def _raise_if_failed(outcome) -> None:
         raise CheckFailed(failure_message(outcome))
 
 
+def _quality_start(args: argparse.Namespace, argv: list[str]) -> tuple[JobConfig, str, Artifact]:
+    """The job, artifact path and artifact of ``validate`` / ``drift`` / ``report``."""
+    from normcore.artifact import load_artifact
+
+    if argv:
+        raise ConfigError(f"unrecognized arguments: {' '.join(argv)}")
+    job = _quality_job(args)
+    artifact_path = _require(job, "artifact", "--artifact")
+    return job, artifact_path, load_artifact(artifact_path)
+
+
 def _quality_reads(args: argparse.Namespace, source: InputSource, artifact_path: str) -> list[Place]:
     return [*_source_reads(source), Place("--artifact", artifact_path), *_config_reads(args)]
 
 
 def cmd_validate(args: argparse.Namespace, argv: list[str]) -> int:
     """``normcore validate``: check a normalized output against its artifact (exit 1 if not conforming)."""
-    from normcore.artifact import load_artifact
     from normcore.quality.render import render_summary
     from normcore.quality.validate import ValidationRequest, open_source, validate
 
-    if argv:
-        raise ConfigError(f"unrecognized arguments: {' '.join(argv)}")
-    job = _quality_job(args)
+    job, artifact_path, artifact = _quality_start(args, argv)
     engine = _quality_engine(args, job)
-    artifact_path = _require(job, "artifact", "--artifact")
-    artifact = load_artifact(artifact_path)
     reads = _quality_reads(args, open_input(args.input), artifact_path)
     if args.source is not None:
         reads += _source_reads(open_source(args.source), "--source")
@@ -489,14 +495,9 @@ def cmd_inspect(args: argparse.Namespace, argv: list[str]) -> int:
 
 def cmd_drift(args: argparse.Namespace, argv: list[str]) -> int:
     """``normcore drift``: new data's statistics against the artifact's (exit 1 on drift)."""
-    from normcore.artifact import load_artifact
     from normcore.quality.drift import measure_drift, render_drift, write_drift_report
 
-    if argv:
-        raise ConfigError(f"unrecognized arguments: {' '.join(argv)}")
-    job = _quality_job(args)
-    artifact_path = _require(job, "artifact", "--artifact")
-    artifact = load_artifact(artifact_path)
+    job, artifact_path, artifact = _quality_start(args, argv)
     source = open_input(args.input)
     report = job.drift.report
     target = _report_target(report, "drift") if report is not None else None
@@ -513,22 +514,17 @@ def cmd_drift(args: argparse.Namespace, argv: list[str]) -> int:
 
 def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     """``normcore report``: one self-contained HTML page, before / after the artifact's transforms."""
-    from normcore.artifact import load_artifact
     from normcore.paths import file_starts_with
     from normcore.quality.report import GENERATOR, build_report, load_drift
 
-    if argv:
-        raise ConfigError(f"unrecognized arguments: {' '.join(argv)}")
-    job = _quality_job(args)
-    artifact_path = _require(job, "artifact", "--artifact")
     if Path(args.output).is_dir():
         raise ConfigError(f"option --output: '{args.output}' is a directory; expected an HTML file path")
     if Path(args.output).suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"option --output: '{args.output}' should end with .html")
+    job, artifact_path, artifact = _quality_start(args, argv)
     target = Target(
         "--output", args.output, "file", overwrite=True, ours=file_starts_with(GENERATOR), what="report page"
     )
-    artifact = load_artifact(artifact_path)
     source = open_input(args.input)
     reads = _quality_reads(args, source, artifact_path) + ([Place("--drift", args.drift)] if args.drift else [])
     with _writes(reads, {"--output": (target, args.output)}):

@@ -19,7 +19,6 @@ from normcore.errors import ConfigError
 from normcore.transforms import METHODS, method_names
 
 
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

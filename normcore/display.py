@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 from normcore.artifact import Artifact
-
-
-def _number(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+from normcore.text import number
 
 
 def render_artifact(artifact: Artifact, title: str, key: str | None = None) -> str:
@@ -33,7 +26,7 @@ def render_artifact(artifact: Artifact, title: str, key: str | None = None) -> s
                 name,
                 transform["method"],
                 *(
-                    _number(stats[s])
+                    number(stats[s])
                     for s in ("count", "null_count", "nan_count", "inf_count", "mean", "std", "min", "max")
                 ),
                 artifact.transform(name, key).describe(),

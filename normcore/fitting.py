@@ -17,6 +17,7 @@ from typing import Any
 from normcore import __version__
 from normcore.artifact import FORMAT, VERSION, Artifact
 from normcore.errors import InputError
+from normcore.io import require_rows
 from normcore.plan import FeaturePlan, FitPlan
 from normcore.stats import ColumnRequest, ColumnStats, KeyedStats, StatsAccumulator
 from normcore.transforms import FitRefused
@@ -154,8 +155,7 @@ def build_artifact(
         For each feature with zero spread (and, with a key, once per feature for
         all key values where it is constant).
     """
-    if accumulator.rows == 0:
-        raise InputError(f"input '{source}' has no rows" if source else "input has no rows")
+    require_rows(accumulator.rows, source)
     where = f" in '{source}'" if source else ""
     empty = [f.name for f in plan.features if f.by_default and accumulator.columns[f.name].moments.count == 0]
     if empty and len(empty) < len(plan.features):

@@ -10,9 +10,11 @@ Where outputs go, and how they are protected, is :mod:`normcore.paths`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -75,6 +77,45 @@ class InputSource:
             )
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"cannot read input '{self.path}': {_first_line(exc)}") from None
+
+
+def float64_features(schema: pa.Schema, features: Sequence[str]) -> pa.Schema:
+    """``schema`` with each of ``features`` as float64 (same position, name and nullability):
+    the schema of a normalized output, on every engine."""
+    for name in features:
+        index = schema.get_field_index(name)
+        schema = schema.set(index, schema.field(index).with_type(pa.float64()))
+    return schema
+
+
+def require_rows(rows: int, source: str | None) -> None:
+    """Refuse an input with no rows (bad input on every command and engine).
+
+    Raises
+    ------
+    InputError
+        Naming ``source``.
+    """
+    if rows == 0:
+        raise InputError(f"input '{source}' has no rows" if source else "input has no rows")
+
+
+def read_json(location: Path) -> Any:
+    """The JSON document of a file.
+
+    Raises
+    ------
+    ValueError
+        The file cannot be read, is not UTF-8 JSON, or nests too deeply (the message says which).
+    """
+    try:
+        return json.loads(location.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ValueError("is nested too deeply") from None
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror or exc})") from None
 
 
 def open_input(path: str | None) -> InputSource:

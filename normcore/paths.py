@@ -285,12 +285,18 @@ class Target:
         self._target = Path(os.path.abspath(os.path.expanduser(self.path)))
         if self._target.name in ("", ".", ".."):
             raise ConfigError(f"option {self.role}: '{self.path}' does not name a file or directory")
-        try:
+        with self._aborted_on_error():
             self._make_parents()
             self._acquire_lock()
             self._check_existing()
             self._clear_stale()
             self._stage()
+
+    @contextlib.contextmanager
+    def _aborted_on_error(self) -> Iterator[None]:
+        """Abort on any error in the block; an ``OSError`` becomes an :class:`OutputError`."""
+        try:
+            yield
         except OSError as exc:
             self.abort()
             raise OutputError(f"{self.role}: cannot write '{self.path}': {os_error_text(exc)}") from None
@@ -386,31 +392,25 @@ class Target:
 
     def commit(self) -> None:
         """Move the staging into place (see the module notes) and release the lock."""
-        try:
+        with self._aborted_on_error():
             if self.kind == "dir":
                 marker = {"format": "normcore.output", "command": self.command,
                           "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
                 (self.staging / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
             self._sync(self.staging)
             self.verify()
-            if self._checked is None:
-                _move_noreplace(self.staging, self._target, self.kind)
-            else:
-                _exchange(self.staging, self._target)
-                _remove(self.staging)
+            try:
+                if self._checked is None:
+                    _move_noreplace(self.staging, self._target, self.kind)
+                else:
+                    _exchange(self.staging, self._target)
+                    _remove(self.staging)
+            except FileExistsError:
+                raise ConfigError(
+                    f"option {self.role}: something appeared at '{self.path}' while normcore was running; "
+                    "it is kept and nothing was written"
+                ) from None
             self._sync_dir(self._target.parent)
-        except FileExistsError:
-            self.abort()
-            raise ConfigError(
-                f"option {self.role}: something appeared at '{self.path}' while normcore was running; "
-                "it is kept and nothing was written"
-            ) from None
-        except OSError as exc:
-            self.abort()
-            raise OutputError(f"{self.role}: cannot write '{self.path}': {os_error_text(exc)}") from None
-        except BaseException:
-            self.abort()
-            raise
         self._created.clear()
         self._release()
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from normcore.apply import column_as_float64
 from normcore.errors import ConfigError, InputError
+from normcore.io import float64_features
 from normcore.stats import as_float64
 from normcore.stats.ewm import EwmMoments, check_alpha
 from normcore.transforms.linear import linear_forward
@@ -78,15 +79,12 @@ class EwmNormalizer:
     def transform_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """``batch`` with every tracked column as float64 ``(x - mean) / std``."""
         columns = list(batch.columns)
-        schema = batch.schema
         for name, moments in self.columns.items():
-            index = schema.get_field_index(name)
             values, mask = column_as_float64(_column(batch, name))
             shift, scale = ewm_zscore(moments)
             result = linear_forward(values, shift, scale, 0.0, None, NUMPY_OPS)
-            columns[index] = pa.array(result, type=pa.float64(), mask=mask)
-            schema = schema.set(index, schema.field(index).with_type(pa.float64()))
-        return pa.RecordBatch.from_arrays(columns, schema=schema)
+            columns[batch.schema.get_field_index(name)] = pa.array(result, type=pa.float64(), mask=mask)
+        return pa.RecordBatch.from_arrays(columns, schema=float64_features(batch.schema, list(self.columns)))
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """:meth:`EwmMoments.summary` of every column."""

@@ -14,9 +14,8 @@ import pyarrow as pa
 from normcore.apply import ApplyCounts, BatchNormalizer
 from normcore.artifact import Artifact
 from normcore.config import JobConfig
-from normcore.errors import InputError
 from normcore.fitting import fit_in_passes
-from normcore.io import InputSource, RollingParquetWriter
+from normcore.io import InputSource, RollingParquetWriter, require_rows
 from normcore.plan import FitPlan
 from normcore.progress import row_progress
 from normcore.stats import ColumnRequest, FeatureStatsCombiner, KeyedStats, StatsAccumulator, fold_batches
@@ -44,14 +43,9 @@ def fit_batches(plan: FitPlan, batches: Callable[[], Iterable[pa.RecordBatch]], 
 
 
 def apply(
-    job: JobConfig,
-    artifact: Artifact,
-    source: InputSource,
-    output_dir: Path,
-    *,
-    inverse: bool = False,
-    argv: Sequence[str] = (),
-) -> ApplyCounts:
+    job: JobConfig, artifact: Artifact, source: InputSource, output_dir: Path,
+    *, inverse: bool = False, argv: Sequence[str] = (),
+) -> ApplyCounts:  # fmt: skip
     """Normalize (or invert) ``source`` into Parquet files under ``output_dir``."""
     normalizer = BatchNormalizer(artifact, inverse=inverse)
     normalizer.check_schema(source.schema, source.path)
@@ -67,8 +61,7 @@ def apply(
             counts.merge(batch_counts)
             advance(batch.num_rows)
     writer.close()
-    if counts.rows == 0:
-        raise InputError(f"input '{source.path}' has no rows")
+    require_rows(counts.rows, source.path)
     return counts
 
 

@@ -69,18 +69,10 @@ from normcore.config import ValidationConfig
 from normcore.errors import ArtifactError
 from normcore.io import InputSource
 from normcore.stats import QuantileSketch
+from normcore.text import number
 
 #: Relative widening of every expected bound, for floating-point rounding.
 ROUNDING = 1e-9
-
-def number(value: Any) -> str:
-    """A statistic for people: 6 significant digits, ``-`` for missing, ``nan`` for NaN."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.6g}"
-    return str(value)
-
 
 @dataclass(frozen=True)
 class Evidence:
@@ -148,7 +140,7 @@ class ValuesInRange(CheckKind):
     expectation = "ExpectColumnValuesToBeBetween"
 
     def stream(self, check: Check, evidence: Evidence) -> tuple[bool, dict[str, Any]]:
-        feature = evidence.conformity.features[check.column]
+        feature = evidence.conformity.columns[check.column]
         rows, missing, unexpected = evidence.rows, feature.missing, feature.values - feature.in_range
         share = feature.in_range / feature.values if feature.values else 1.0
         present = rows - missing
@@ -178,7 +170,7 @@ class NotNull(CheckKind):
     expectation = "ExpectColumnValuesToNotBeNull"
 
     def stream(self, check: Check, evidence: Evidence) -> tuple[bool, dict[str, Any]]:
-        missing = evidence.conformity.features[check.column].missing
+        missing = evidence.conformity.columns[check.column].missing
         rows = evidence.rows
         return missing == 0, {
             "element_count": rows,

@@ -21,7 +21,7 @@ Conventions (those of Great Expectations on pandas)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from normcore.apply import column_as_float64
 from normcore.errors import InputError
+from normcore.stats.combiner import ColumnsAccumulator, Combiner
 
 
 @dataclass(slots=True)
@@ -79,34 +80,14 @@ class FeatureConformity:
         )
 
 
-class ConformityAccumulator:
-    """Rows seen and a :class:`FeatureConformity` per feature; pickles as a dict."""
+class ConformityAccumulator(ColumnsAccumulator):
+    """Rows seen and a :class:`FeatureConformity` per feature."""
 
-    __slots__ = ("rows", "features")
-
-    def __init__(self, rows: int, features: dict[str, FeatureConformity]) -> None:
-        self.rows = rows
-        self.features = features
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe state: ``{"rows": n, "features": {name: counts}}``."""
-        return {"rows": self.rows, "features": {n: f.to_dict() for n, f in self.features.items()}}
-
-    @classmethod
-    def from_dict(cls, state: Mapping[str, Any]) -> ConformityAccumulator:
-        """Inverse of :meth:`to_dict`."""
-        return cls(int(state["rows"]), {n: FeatureConformity.from_dict(f) for n, f in state["features"].items()})
-
-    def __getstate__(self) -> dict[str, Any]:
-        return self.to_dict()
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        restored = self.from_dict(state)
-        self.rows = restored.rows
-        self.features = restored.features
+    __slots__ = ()
+    state_type = FeatureConformity
 
 
-class ConformityCombiner:
+class ConformityCombiner(Combiner):
     """Counts, per feature, the values inside an expected range.
 
     Parameters
@@ -137,23 +118,7 @@ class ConformityCombiner:
             if index < 0:
                 raise InputError(f"column '{name}' is missing from the batch")
             values, _ = column_as_float64(_numeric(batch.column(index), name))
-            accumulator.features[name].merge(_count(values, low, high))
-        return accumulator
-
-    def merge_accumulators(self, accumulators: Iterable[ConformityAccumulator]) -> ConformityAccumulator:
-        """Merge into the first accumulator of ``accumulators`` and return it."""
-        iterator = iter(accumulators)
-        merged = next(iterator, None)
-        if merged is None:
-            return self.create_accumulator()
-        for accumulator in iterator:
-            merged.rows += accumulator.rows
-            for name, counts in accumulator.features.items():
-                merged.features[name].merge(counts)
-        return merged
-
-    def compact(self, accumulator: ConformityAccumulator) -> ConformityAccumulator:
-        """Return the accumulator as it should travel (already minimal)."""
+            accumulator.columns[name].merge(_count(values, low, high))
         return accumulator
 
     def extract_output(self, accumulator: ConformityAccumulator) -> dict[str, Any]:
@@ -167,10 +132,10 @@ class ConformityCombiner:
             top-level ``conformity`` pools every feature's values.
         """
         features = {}
-        for name, counts in accumulator.features.items():
+        for name, counts in accumulator.columns.items():
             features[name] = {"range": list(self.ranges[name]), **counts.to_dict(), "conformity": counts.fraction}
-        values = sum(c.values for c in accumulator.features.values())
-        in_range = sum(c.in_range for c in accumulator.features.values())
+        values = sum(c.values for c in accumulator.columns.values())
+        in_range = sum(c.in_range for c in accumulator.columns.values())
         return {
             "rows": accumulator.rows,
             "conformity": in_range / values if values else None,

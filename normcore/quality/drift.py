@@ -28,11 +28,12 @@ from typing import Any
 from normcore.artifact import Artifact
 from normcore.config import DriftConfig, DriftThresholds
 from normcore.errors import ConfigError, InputError
-from normcore.io import InputSource
+from normcore.io import InputSource, require_rows
 from normcore.paths import Target
 from normcore.quality.checks import require_features
 from normcore.stats import ColumnRequest, FeatureStatsCombiner, QuantileSketch
 from normcore.stats.compare import population_stability_index, standardized_mean_shift, variance_ratio
+from normcore.text import number
 
 #: The drift report's file in a report directory.
 REPORT_FILE = "drift.json"
@@ -168,8 +169,7 @@ def measure_drift(
     accumulator = combiner.create_accumulator()
     for batch in source.batches(artifact.feature_names, batch_size):
         combiner.add_batch(accumulator, batch)
-    if accumulator.rows == 0:
-        raise InputError(f"input '{source.path}' has no rows")
+    require_rows(accumulator.rows, source.path)
     features = []
     for name, reference in references.items():
         column = accumulator.columns[name]
@@ -192,10 +192,6 @@ def measure_drift(
     return DriftOutcome(source.path, artifact_path, artifact.checksum, accumulator.rows, thresholds, tuple(features))
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
-
-
 def render_drift(outcome: DriftOutcome) -> str:
     """One screen: a line per feature with its measures and verdict, then the result."""
     lines = [f"drift: {outcome.input} against {outcome.artifact_path} ({outcome.rows} rows)"]
@@ -208,9 +204,9 @@ def render_drift(outcome: DriftOutcome) -> str:
             verdict = "ok" if feature.psi is not None else "ok (no sketch in the artifact: PSI skipped)"
         row = (
             feature.name,
-            _number(feature.mean_shift),
-            _number(feature.variance_ratio),
-            _number(feature.psi),
+            number(feature.mean_shift, 4),
+            number(feature.variance_ratio, 4),
+            number(feature.psi, 4),
             verdict,
         )
         table.append(row)

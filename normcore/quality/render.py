@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from normcore.quality.checks import ROW_COUNT, number
+from normcore.quality.checks import ROW_COUNT
+from normcore.text import number
 
 
 def _percent(value: float | None) -> str:

@@ -19,8 +19,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
-import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,12 +29,13 @@ import pyarrow as pa
 
 from normcore.apply import BatchNormalizer, column_as_float64
 from normcore.artifact import Artifact
-from normcore.errors import ConfigError, InputError
-from normcore.io import InputSource
+from normcore.errors import ConfigError
+from normcore.io import InputSource, read_json, require_rows
 from normcore.quality.checks import expected_ranges, require_features
 from normcore.quality.conformity import ConformityCombiner
 from normcore.quality.drift import REPORT_FILE as DRIFT_FILE
 from normcore.stats import ColumnRequest, ColumnStats, FeatureStatsCombiner
+from normcore.text import number
 
 #: Recognises a page this module wrote (``normcore report`` replaces only those).
 GENERATOR = rb'<meta name="generator" content="normcore">'
@@ -75,9 +74,9 @@ def load_drift(path: str | Path, artifact: Artifact) -> dict[str, Any]:
     if not location.is_file():
         raise ConfigError(f"option --drift: '{path}' is neither a drift report nor a directory holding {DRIFT_FILE}")
     try:
-        document = json.loads(location.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"option --drift: '{location}' is not valid JSON ({exc})") from None
+        document = read_json(location)
+    except ValueError as exc:
+        raise ConfigError(f"option --drift: '{location}' {exc}") from None
     if not isinstance(document, dict) or document.get("format") != "normcore.drift":
         raise ConfigError(f"option --drift: '{location}' is not a normcore drift report (format 'normcore.drift')")
     if document.get("artifact_checksum") != artifact.checksum:
@@ -162,13 +161,7 @@ def _plot(name: str, before: _Histograms, after: _Histograms, method: str, space
 
 
 def _number(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, str):
-        return html.escape(value)
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.6g}"
-    return str(value)
+    return html.escape(value) if isinstance(value, str) else number(value)
 
 
 def _stats_table(fitted: Mapping[str, Any], before: ColumnStats, after: ColumnStats, space: str | None) -> str:
@@ -242,8 +235,7 @@ def build_report(
         raw_stats.add_batch(before, batch)
         normalized_stats.add_batch(after, normalized)
         conformity.add_batch(counts, normalized)
-    if before.rows == 0:
-        raise InputError(f"input '{source.path}' has no rows")
+    require_rows(before.rows, source.path)
     hist_before = _Histograms({n: _edges(before.columns[n]) for n in names}, maps)
     hist_after = _Histograms({n: _edges(after.columns[n]) for n in names})
     for batch in source.batches(columns, batch_size):

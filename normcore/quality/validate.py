@@ -283,7 +283,7 @@ def _validate_local(request: ValidationRequest) -> ValidationOutcome:
         run.evaluate(
             sample, "pandas", aggregate, f"uniform sample of {settings.sample_rows} rows (seed {settings.seed})"
         )
-    observed = {name: (c.min, c.max) if c.values else None for name, c in counts.features.items()}
+    observed = {name: (c.min, c.max) if c.values else None for name, c in counts.columns.items()}
     return build_outcome(request, plan, run, evaluated_on, expected_rows, rows_origin, passthrough, observed)
 
 

@@ -8,9 +8,10 @@ ship accumulators as :meth:`StatsAccumulator.to_dict` (JSON-safe, no pickle).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -125,27 +126,45 @@ class ColumnStats:
         )
 
 
-class StatsAccumulator:
-    """Row count and per-column :class:`ColumnStats` of a set of batches.
+class ColumnsAccumulator:
+    """Rows seen and one mergeable state per column: the accumulator of a combiner.
 
-    Pickles through :meth:`to_dict` (never the C++ sketch object).
+    Subclasses set :attr:`state_type`, a class with ``merge``, ``to_dict`` and
+    ``from_dict``. Accumulators travel as :meth:`to_dict` / :meth:`to_json` (JSON-safe,
+    no pickle of native objects); pickling goes through the same dict.
     """
 
     __slots__ = ("rows", "columns")
+    state_type: ClassVar[type]
 
-    def __init__(self, rows: int, columns: dict[str, ColumnStats]) -> None:
+    def __init__(self, rows: int, columns: dict[str, Any]) -> None:
         self.rows = rows
         self.columns = columns
 
+    def merge(self, other: ColumnsAccumulator) -> ColumnsAccumulator:
+        """Fold ``other`` into this accumulator (``other`` is left unchanged)."""
+        self.rows += other.rows
+        for name, state in other.columns.items():
+            self.columns[name].merge(state)
+        return self
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe state: ``{"rows": n, "columns": {name: ColumnStats.to_dict()}}``."""
+        """JSON-safe state: ``{"rows": n, "columns": {name: state.to_dict()}}``."""
         return {"rows": self.rows, "columns": {n: c.to_dict() for n, c in self.columns.items()}}
 
     @classmethod
-    def from_dict(cls, state: Mapping[str, Any]) -> StatsAccumulator:
+    def from_dict(cls, state: Mapping[str, Any]) -> ColumnsAccumulator:
         """Inverse of :meth:`to_dict`."""
-        columns = {n: ColumnStats.from_dict(c) for n, c in state["columns"].items()}
-        return cls(int(state["rows"]), columns)
+        return cls(int(state["rows"]), {n: cls.state_type.from_dict(c) for n, c in state["columns"].items()})
+
+    def to_json(self) -> str:
+        """The compact JSON text of :meth:`to_dict` (what travels between tasks and processes)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ColumnsAccumulator:
+        """Inverse of :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
 
     def __getstate__(self) -> dict[str, Any]:
         return self.to_dict()
@@ -156,7 +175,39 @@ class StatsAccumulator:
         self.columns = restored.columns
 
 
-class FeatureStatsCombiner:
+class StatsAccumulator(ColumnsAccumulator):
+    """Row count and per-column :class:`ColumnStats` of a set of batches."""
+
+    __slots__ = ()
+    state_type = ColumnStats
+
+
+class Combiner:
+    """The combiner contract every engine drives (Apache Beam's ``CombineFn``):
+    ``create_accumulator``, ``add_batch`` (may mutate its accumulator),
+    ``merge_accumulators`` (mutates and returns only the first one; an empty accumulator
+    is an identity) and ``compact`` (what travels)."""
+
+    def create_accumulator(self) -> ColumnsAccumulator:
+        """An empty accumulator."""
+        raise NotImplementedError
+
+    def merge_accumulators(self, accumulators: Iterable[ColumnsAccumulator]) -> ColumnsAccumulator:
+        """Merge into the first accumulator of ``accumulators`` and return it."""
+        iterator = iter(accumulators)
+        merged = next(iterator, None)
+        if merged is None:
+            return self.create_accumulator()
+        for accumulator in iterator:
+            merged.merge(accumulator)
+        return merged
+
+    def compact(self, accumulator: ColumnsAccumulator) -> ColumnsAccumulator:
+        """Return the accumulator as it should travel (already minimal)."""
+        return accumulator
+
+
+class FeatureStatsCombiner(Combiner):
     """Accumulates :class:`ColumnStats` for a fixed list of columns.
 
     Parameters
@@ -186,21 +237,6 @@ class FeatureStatsCombiner:
             accumulator.columns[request.name].add_column(_column(batch, request.name), request, key)
         return accumulator
 
-    def merge_accumulators(self, accumulators: Iterable[StatsAccumulator]) -> StatsAccumulator:
-        """Merge into the first accumulator of ``accumulators`` and return it."""
-        iterator = iter(accumulators)
-        merged = next(iterator, None)
-        if merged is None:
-            return self.create_accumulator()
-        for accumulator in iterator:
-            merged.rows += accumulator.rows
-            for name, column in accumulator.columns.items():
-                merged.columns[name].merge(column)
-        return merged
-
-    def compact(self, accumulator: StatsAccumulator) -> StatsAccumulator:
-        """Return the accumulator as it should travel (already minimal)."""
-        return accumulator
 
 
 KeyedStats = dict[str | None, StatsAccumulator]

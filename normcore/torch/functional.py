@@ -114,32 +114,10 @@ def rms_norm(
     """Root-mean-square normalization over the trailing ``normalized_shape`` dimensions of ``x``.
 
     ``y = h / sqrt(mean(h ** 2) + eps) * weight`` per row, where ``h`` is ``x``, or
-    ``x + residual`` when a residual is given.
-
-    Parameters
-    ----------
-    x : Tensor of shape ``(*, *normalized_shape)``
-        Any leading dimensions, any strides.
-    normalized_shape : int or sequence of int
-        The trailing dimensions normalized together (``N`` = their product).
-    weight : Tensor of shape ``normalized_shape``, optional
-        Elementwise scale.
-    eps : float, optional
-        Added to the mean square inside the square root. None: what torch uses, the
-        machine epsilon of the computation dtype (``torch.finfo(torch.float32).eps`` for
-        float16, bfloat16 and float32 inputs, float64's for float64).
-    backend : {"auto", "triton", "torch"}
-        See the module docstring.
-    residual : Tensor of the shape of ``x``, optional
-        Added to ``x`` before normalizing (fused into the kernel on the Triton backend).
-    residual_dtype : torch.dtype, optional
-        Dtype of the returned sum; default ``x.dtype``. Only with ``residual``.
-
-    Returns
-    -------
-    Tensor, or (Tensor, Tensor)
-        ``y`` of the shape of ``x``; with a residual, ``(y, residual_out)`` as in
-        :func:`layer_norm`.
+    ``x + residual`` when a residual is given. Arguments and results as :func:`layer_norm`'s
+    (without ``bias``), except ``eps``: None means what torch uses, the machine epsilon of
+    the computation dtype (``torch.finfo(torch.float32).eps`` for float16, bfloat16 and
+    float32 inputs, float64's for float64).
 
     Notes
     -----

@@ -68,24 +68,10 @@ class LayerNorm(nn.LayerNorm):
 class RMSNorm(nn.RMSNorm):
     """``torch.nn.RMSNorm`` with a ``backend`` and an optional fused residual add.
 
-    Parameters
-    ----------
-    normalized_shape : int or sequence of int
-        The trailing dimensions normalized together.
-    eps : float, optional
-        Added to the mean square inside the square root; None is torch's default (see
-        :func:`normcore.torch.functional.rms_norm`).
-    elementwise_affine : bool
-        Learn ``weight`` (initialised to ones).
-    device, dtype
-        Where and in which dtype the parameters are created (``factory_kwargs``).
-    backend : {"auto", "triton", "torch"}
-        See :mod:`normcore.torch.functional`.
-
-    Notes
-    -----
-    ``forward(input, residual=None, residual_dtype=None)`` returns ``y``, or
-    ``(y, input + residual)`` with a residual; see :func:`normcore.torch.functional.rms_norm`.
+    Arguments as :class:`LayerNorm`'s, without ``bias``; ``eps`` None is torch's default (see
+    :func:`normcore.torch.functional.rms_norm`), ``weight`` is learnt with
+    ``elementwise_affine``, and ``forward`` likewise returns ``y`` or ``(y, input +
+    residual)``.
     """
 
     def __init__(

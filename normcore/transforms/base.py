@@ -339,19 +339,3 @@ def number_list(entry: Mapping[str, Any], name: str, *, minimum: int = 1, maximu
     if np.any(np.diff(array) < 0):
         raise ArtifactError(f"{name}: expected non-decreasing numbers")
     return tuple(array.tolist())
-
-
-__all__ = [
-    "FLOAT_MAX",
-    "METHODS",
-    "FitRefused",
-    "FitResult",
-    "Fitted",
-    "Method",
-    "MethodParams",
-    "finite_number",
-    "fitted_from_entry",
-    "method_names",
-    "number_list",
-    "register",
-]

@@ -21,7 +21,7 @@ try:
 finally:
     _root.removeHandler(_guard)
 
-from pipelines.beam.combiners import ApplyCountsCombineFn, FeatureStatsCombineFn, StatsAccumulatorCoder  # noqa: E402
+from pipelines.beam.combiners import AccumulatorCoder, ApplyCountsCombineFn, FeatureStatsCombineFn  # noqa: E402
 from pipelines.beam.streaming import RunningNormalize, WindowedStats  # noqa: E402
 from pipelines.beam.transforms import (  # noqa: E402
     METRICS_NAMESPACE,
@@ -41,7 +41,7 @@ __all__ = [
     "FeatureStatsCombineFn",
     "ReadBatches",
     "RunningNormalize",
-    "StatsAccumulatorCoder",
+    "AccumulatorCoder",
     "WindowedStats",
     "WriteNormalized",
 ]

@@ -2,13 +2,12 @@
 
 No statistic is computed here. :class:`FeatureStatsCombineFn` maps Beam's four calls
 onto :class:`normcore.stats.FeatureStatsCombiner` one to one, and accumulators travel
-as JSON (:meth:`StatsAccumulator.to_dict`) through :class:`StatsAccumulatorCoder`, never
+as JSON (:meth:`StatsAccumulator.to_json`) through :class:`AccumulatorCoder`, never
 as a pickle of the C++ sketch objects.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -17,21 +16,32 @@ import pyarrow as pa
 
 from normcore.apply import ApplyCounts
 from normcore.stats import ColumnRequest, FeatureStatsCombiner, StatsAccumulator
+from normcore.stats.combiner import ColumnsAccumulator
 
 
-class StatsAccumulatorCoder(beam.coders.Coder):
-    """Encodes a :class:`StatsAccumulator` as the UTF-8 JSON of its ``to_dict``."""
+class AccumulatorCoder(beam.coders.Coder):
+    """Encodes a normcore accumulator (:class:`~normcore.stats.combiner.ColumnsAccumulator`)
+    as its UTF-8 JSON (:meth:`~normcore.stats.combiner.ColumnsAccumulator.to_json`).
 
-    def encode(self, accumulator: StatsAccumulator) -> bytes:
-        """JSON bytes of ``accumulator.to_dict()`` (floats round-trip exactly)."""
-        return json.dumps(accumulator.to_dict(), separators=(",", ":"), allow_nan=False).encode("utf-8")
+    Parameters
+    ----------
+    kind : type
+        The accumulator class (``StatsAccumulator``, ``ConformityAccumulator``).
+    """
 
-    def decode(self, encoded: bytes) -> StatsAccumulator:
+    def __init__(self, kind: type[ColumnsAccumulator]) -> None:
+        self._kind = kind
+
+    def encode(self, accumulator: ColumnsAccumulator) -> bytes:
+        """JSON bytes (floats round-trip exactly)."""
+        return accumulator.to_json().encode("utf-8")
+
+    def decode(self, encoded: bytes) -> ColumnsAccumulator:
         """Inverse of :meth:`encode`."""
-        return StatsAccumulator.from_dict(json.loads(encoded))
+        return self._kind.from_json(encoded)
 
     def is_deterministic(self) -> bool:
-        """Equal accumulators encode equally (dict order is fixed by the requests)."""
+        """Equal accumulators encode equally (column order is fixed by the requests)."""
         return True
 
 
@@ -84,7 +94,7 @@ class FeatureStatsCombineFn(beam.CombineFn):
 
     def get_accumulator_coder(self) -> beam.coders.Coder:
         """JSON coder (no pickle)."""
-        return StatsAccumulatorCoder()
+        return AccumulatorCoder(StatsAccumulator)
 
 
 class ApplyCountsCombineFn(beam.CombineFn):

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
-import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
@@ -44,7 +43,7 @@ from normcore.artifact import Artifact, load_artifact, parse_artifact
 from normcore.config import JobConfig
 from normcore.errors import ArtifactError, ConfigError, InputError, NormcoreError, error_from_traceback
 from normcore.fitting import fit_in_passes
-from normcore.io import InputSource
+from normcore.io import InputSource, float64_features, require_rows
 from normcore.paths import is_url
 from normcore.plan import FitPlan
 from normcore.stats import ColumnRequest, KeyedStats, StatsAccumulator
@@ -176,14 +175,9 @@ def fit(job: JobConfig, plan: FitPlan, source: InputSource, *, argv: Sequence[st
 
 
 def apply(
-    job: JobConfig,
-    artifact: Artifact,
-    source: InputSource,
-    output_dir: Path,
-    *,
-    inverse: bool = False,
-    argv: Sequence[str] = (),
-) -> ApplyCounts:
+    job: JobConfig, artifact: Artifact, source: InputSource, output_dir: Path,
+    *, inverse: bool = False, argv: Sequence[str] = (),
+) -> ApplyCounts:  # fmt: skip
     """Normalize (or invert) ``source`` into Parquet files under ``output_dir``.
 
     Parameters
@@ -229,8 +223,7 @@ def apply(
         _ = counts | "WriteCounts" >> beam.Map(write_result, counts_path, encode_counts)
         run_pipeline(pipeline)
         merged = decode_counts(_read_result(counts_path))
-    if merged.rows == 0:
-        raise InputError(f"input '{source.path}' has no rows")
+    require_rows(merged.rows, source.path)
     return merged
 
 
@@ -272,11 +265,7 @@ def run(
             | "ReadForApply" >> ReadBatches(source, None, job.local.batch_size)
             | "ApplyNormalization" >> ApplyNormalization(artifact, with_counts=True)
         )
-        # BatchNormalizer.output_schema's rule, before any artifact exists: features become float64.
-        features = {f.name for f in plan.features}
-        output_schema = pa.schema(
-            [field.with_type(pa.float64()) if field.name in features else field for field in source.schema]
-        )
+        output_schema = float64_features(source.schema, [f.name for f in plan.features])
         _ = normalized | "WriteNormalized" >> WriteNormalized(str(output_dir), output_schema)
         _ = normalized | "MeasureConformity" >> MeasureConformity(artifact, str(output_dir))
         _ = counts | "WriteCounts" >> beam.Map(write_result, counts_path, encode_counts)
@@ -343,18 +332,18 @@ def encode_artifact(artifact: Artifact) -> str:
 
 
 def encode_stats(stats: Stats) -> str:
-    """JSON of an :class:`AccumulateStats` output (accumulators via ``to_dict``)."""
+    """JSON of an :class:`AccumulateStats` output: one accumulator, or ``[key, accumulator]`` pairs."""
     if isinstance(stats, StatsAccumulator):
-        return json.dumps({"stats": stats.to_dict()}, allow_nan=False)
-    return json.dumps({"keyed": [[key, acc.to_dict()] for key, acc in stats.items()]}, allow_nan=False)
+        return stats.to_json()
+    return "[" + ",".join(f"[{json.dumps(key)},{state.to_json()}]" for key, state in stats.items()) + "]"
 
 
 def decode_stats(text: str) -> Stats:
     """Inverse of :func:`encode_stats`."""
     document = json.loads(text)
-    if "stats" in document:
-        return StatsAccumulator.from_dict(document["stats"])
-    return {key: StatsAccumulator.from_dict(state) for key, state in document["keyed"]}
+    if isinstance(document, dict):
+        return StatsAccumulator.from_dict(document)
+    return {key: StatsAccumulator.from_dict(state) for key, state in document}
 
 
 def encode_counts(counts: ApplyCounts) -> str:

@@ -28,26 +28,11 @@ from apache_beam.metrics import Metrics
 from normcore.artifact import Artifact
 from normcore.quality.checks import expected_ranges
 from normcore.quality.conformity import ConformityAccumulator, ConformityCombiner
+from pipelines.beam.combiners import AccumulatorCoder
 from pipelines.beam.transforms import METRICS_NAMESPACE
 
 #: Name of the conformity report written inside the output directory.
 CONFORMITY_FILE = "_conformity.json"
-
-
-class ConformityAccumulatorCoder(beam.coders.Coder):
-    """Encodes a :class:`ConformityAccumulator` as the UTF-8 JSON of its ``to_dict``."""
-
-    def encode(self, accumulator: ConformityAccumulator) -> bytes:
-        """JSON bytes of ``accumulator.to_dict()``."""
-        return json.dumps(accumulator.to_dict(), separators=(",", ":"), allow_nan=False).encode("utf-8")
-
-    def decode(self, encoded: bytes) -> ConformityAccumulator:
-        """Inverse of :meth:`encode`."""
-        return ConformityAccumulator.from_dict(json.loads(encoded))
-
-    def is_deterministic(self) -> bool:
-        """Equal accumulators encode equally (feature order is the artifact's)."""
-        return True
 
 
 class ConformityCombineFn(beam.CombineFn):
@@ -95,7 +80,7 @@ class ConformityCombineFn(beam.CombineFn):
 
     def get_accumulator_coder(self) -> beam.coders.Coder:
         """JSON coder (no pickle)."""
-        return ConformityAccumulatorCoder()
+        return AccumulatorCoder(ConformityAccumulator)
 
 
 def _ppm(fraction: float | None) -> int:

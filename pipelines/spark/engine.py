@@ -25,7 +25,7 @@ from normcore.artifact import Artifact
 from normcore.config import JobConfig
 from normcore.errors import EngineError, InputError, OutputError, error_from_traceback
 from normcore.fitting import fit_in_passes
-from normcore.io import InputSource
+from normcore.io import InputSource, require_rows
 from normcore.plan import FitPlan
 from normcore.stats import ColumnRequest, KeyedStats, StatsAccumulator
 from pipelines.spark.columns import key_counts, normalize_frame
@@ -85,14 +85,9 @@ def fit(job: JobConfig, plan: FitPlan, source: InputSource, *, argv: Sequence[st
 
 
 def apply(
-    job: JobConfig,
-    artifact: Artifact,
-    source: InputSource,
-    output_dir: Path,
-    *,
-    inverse: bool = False,
-    argv: Sequence[str] = (),
-) -> ApplyCounts:
+    job: JobConfig, artifact: Artifact, source: InputSource, output_dir: Path,
+    *, inverse: bool = False, argv: Sequence[str] = (),
+) -> ApplyCounts:  # fmt: skip
     """Normalize (or invert) ``source`` into Parquet files under ``output_dir``."""
     spark = get_session(job.spark.master, job.spark.conf, log_level=job.spark.log_level)
     frame = read_frame(spark, source)
@@ -100,6 +95,5 @@ def apply(
         normalize_frame(frame, artifact, inverse=inverse).write.mode("append").parquet(str(output_dir))
         counts = key_counts(frame, artifact) if artifact.key is not None else ApplyCounts()
     counts.rows = ds.dataset(output_dir, format="parquet").count_rows()
-    if counts.rows == 0:
-        raise InputError(f"input '{source.path}' has no rows")
+    require_rows(counts.rows, source.path)
     return counts

@@ -20,7 +20,6 @@ output of the successful attempt reaches the merge, so no row counts twice.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -58,15 +57,6 @@ OPEN_COST_BYTES = 4 * 1024 * 1024
 #: Rows per Arrow batch read by a task.
 BATCH_ROWS = 131_072
 
-def encode_state(accumulator: StatsAccumulator) -> str:
-    """An accumulator as the JSON text that travels between tasks and the driver."""
-    return json.dumps(accumulator.to_dict(), separators=(",", ":"))
-
-
-def decode_state(text: str) -> StatsAccumulator:
-    """Inverse of :func:`encode_state`."""
-    return StatsAccumulator.from_dict(json.loads(text))
-
 
 def fold_encoded(
     batches: Iterable[pa.RecordBatch], requests: Sequence[ColumnRequest], key: str | None
@@ -76,15 +66,16 @@ def fold_encoded(
     combiner = FeatureStatsCombiner(requests)
     accumulator, keyed = fold_batches(combiner, batches, key)
     if keyed is None:
-        yield None, encode_state(combiner.compact(accumulator))
+        yield None, combiner.compact(accumulator).to_json()
         return
     for value, state in keyed.items():
-        yield value, encode_state(combiner.compact(state))
+        yield value, combiner.compact(state).to_json()
 
 
 def _merge_encoded(requests: Sequence[ColumnRequest], left: str, right: str) -> str:
     combiner = FeatureStatsCombiner(requests)
-    return encode_state(combiner.compact(combiner.merge_accumulators([decode_state(left), decode_state(right)])))
+    merged = combiner.merge_accumulators([StatsAccumulator.from_json(left), StatsAccumulator.from_json(right)])
+    return combiner.compact(merged).to_json()
 
 
 def merge_states(
@@ -105,9 +96,9 @@ def merge_states(
     combiner = FeatureStatsCombiner(requests)
     merge = partial(_merge_encoded, tuple(requests))
     if key is None:
-        empty = encode_state(combiner.create_accumulator())
-        return decode_state(states.values().treeAggregate(empty, merge, merge, depth=2)), None
-    keyed = {value: decode_state(state) for value, state in states.reduceByKey(merge).collect()}
+        empty = StatsAccumulator.to_json(combiner.create_accumulator())
+        return StatsAccumulator.from_json(states.values().treeAggregate(empty, merge, merge, depth=2)), None
+    keyed = {value: StatsAccumulator.from_json(state) for value, state in states.reduceByKey(merge).collect()}
     return merge_keyed(combiner, keyed), keyed
 
 

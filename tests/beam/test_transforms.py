@@ -21,14 +21,14 @@ from normcore.apply import BatchNormalizer
 from normcore.config import JobConfig
 from normcore.io import open_input
 from normcore.plan import resolve_plan
-from normcore.stats import ColumnRequest
+from normcore.stats import ColumnRequest, StatsAccumulator
 from pipelines.beam import (
     METRICS_NAMESPACE,
+    AccumulatorCoder,
     ApplyNormalization,
     ComputeStats,
     FeatureStatsCombineFn,
     ReadBatches,
-    StatsAccumulatorCoder,
     WriteNormalized,
 )
 
@@ -68,7 +68,7 @@ def test_combine_fn_merge_of_splits_is_exact(table: pa.Table, size: int) -> None
         accumulator = combine_fn.create_accumulator()
         accumulator = combine_fn.add_input(accumulator, part)
         accumulators.append(pickle.loads(pickle.dumps(combine_fn.compact(accumulator))))
-    coder = StatsAccumulatorCoder()
+    coder = AccumulatorCoder(StatsAccumulator)
     accumulators = [coder.decode(coder.encode(a)) for a in reversed(accumulators)]
     merged = combine_fn.extract_output(combine_fn.merge_accumulators(a for a in accumulators))
     assert merged.rows == 300

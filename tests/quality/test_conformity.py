@@ -37,7 +37,7 @@ def _reference(table: pa.Table) -> dict:
 
 
 def _counts(accumulator: ConformityAccumulator) -> dict:
-    return {n: (f.values, f.in_range, f.missing, f.min, f.max) for n, f in accumulator.features.items()}
+    return {n: (f.values, f.in_range, f.missing, f.min, f.max) for n, f in accumulator.columns.items()}
 
 
 def test_counts_match_numpy():
@@ -74,11 +74,11 @@ def test_an_empty_accumulator_is_an_identity_and_dicts_round_trip():
     assert combiner.extract_output(empty)["conformity"] is None
     filled = combiner.add_batch(combiner.create_accumulator(), _table())
     restored = ConformityAccumulator.from_dict(json.loads(json.dumps(filled.to_dict(), allow_nan=False)))
-    assert (restored.features["x"].min, restored.features["x"].max) == (
-        filled.features["x"].min,
-        filled.features["x"].max,
+    assert (restored.columns["x"].min, restored.columns["x"].max) == (
+        filled.columns["x"].min,
+        filled.columns["x"].max,
     )
-    assert np.isfinite(restored.features["x"].max)
+    assert np.isfinite(restored.columns["x"].max)
     assert _counts(combiner.merge_accumulators([combiner.create_accumulator(), restored])) == _counts(filled)
     assert combiner.merge_accumulators([]).rows == 0
 
@@ -108,6 +108,6 @@ def test_agrees_with_great_expectations():
         result = batch.get_batch(batch_parameters={"dataframe": frame}).validate(
             expectation, result_format={"result_format": "SUMMARY"}
         )
-        feature = counts.features[name]
+        feature = counts.columns[name]
         assert result.result["missing_count"] == feature.missing
         assert result.result["unexpected_count"] == feature.values - feature.in_range

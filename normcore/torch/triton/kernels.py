@@ -16,26 +16,10 @@ import triton.language as tl
 
 @triton.jit
 def norm_fwd_tile_kernel(
-    X,
-    RESIDUAL,
-    W,
-    B,
-    Y,
-    RESIDUAL_OUT,
-    MEAN,
-    RSTD,
-    M,
-    N,
-    stride_x,
-    stride_residual,
-    eps,
-    RMS: tl.constexpr,
-    HAS_WEIGHT: tl.constexpr,
-    HAS_BIAS: tl.constexpr,
-    HAS_RESIDUAL: tl.constexpr,
-    ROWS: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-):
+    X, RESIDUAL, W, B, Y, RESIDUAL_OUT, MEAN, RSTD, M, N, stride_x, stride_residual, eps,
+    RMS: tl.constexpr, HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
+    ROWS: tl.constexpr, BLOCK_N: tl.constexpr,
+):  # fmt: skip
     """Normalize ``ROWS`` whole rows per program; ``BLOCK_N >= N`` holds every row in registers."""
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.arange(0, BLOCK_N)
@@ -69,24 +53,10 @@ def norm_fwd_tile_kernel(
 
 @triton.jit
 def norm_fwd_split_kernel(
-    X,
-    RESIDUAL,
-    W,
-    B,
-    Y,
-    RESIDUAL_OUT,
-    MEAN,
-    RSTD,
-    N,
-    stride_x,
-    stride_residual,
-    eps,
-    RMS: tl.constexpr,
-    HAS_WEIGHT: tl.constexpr,
-    HAS_BIAS: tl.constexpr,
-    HAS_RESIDUAL: tl.constexpr,
+    X, RESIDUAL, W, B, Y, RESIDUAL_OUT, MEAN, RSTD, N, stride_x, stride_residual, eps,
+    RMS: tl.constexpr, HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
     BLOCK_N: tl.constexpr,
-):
+):  # fmt: skip
     """Normalize one row longer than a block: statistics over its chunks, then a second pass.
 
     Pass 1 reads the row chunk by chunk (adding and storing the residual) and merges each
