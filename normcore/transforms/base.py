@@ -282,8 +282,11 @@ def fitted_from_entry(entry: Any, where: str = "transform") -> Fitted:
     method = METHODS.get(name) if isinstance(name, str) else None
     if method is None:
         raise ArtifactError(f"{where}.method: {name!r} is not a method; expected one of {method_names()}")
+    raw = entry.get("params")
+    if raw is not None and not isinstance(raw, Mapping):
+        raise ArtifactError(f"{where}.params: expected an object, got {raw!r}")
     try:
-        params = method.params(entry.get("params") or {})
+        params = method.params(raw or {})
     except (ValidationError, TypeError) as exc:
         first = exc.errors()[0] if isinstance(exc, ValidationError) else {"loc": (), "msg": str(exc)}
         location = ".".join(str(part) for part in first["loc"])

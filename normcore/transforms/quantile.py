@@ -122,6 +122,9 @@ class Quantile(Method):
             raise ArtifactError(f"references: {len(references)} ranks for {len(quantiles)} quantiles")
         if references[0] != 0.0 or references[-1] != 1.0:
             raise ArtifactError("references: expected ranks from 0 to 1")
+        tables = quantile_tables(quantiles, references)
+        if not all(np.all(np.isfinite(tables[name])) for name in ("slopes", "inverse_slopes")):
+            raise ArtifactError("quantiles: their spread overflows float64")
         return {"quantiles": quantiles, "references": references}
 
     def operands(self, values: Mapping[str, Any], params: QuantileParams) -> dict[str, Any]:

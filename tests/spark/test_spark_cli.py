@@ -162,3 +162,40 @@ def test_csv_input_agrees_with_local_engine(spark, tmp_path: Path) -> None:
     apply_with("local", local, data, tmp_path / "local")
     apply_with("spark", local, data, tmp_path / "spark")
     assert_tables_equal(read_output(tmp_path / "local"), read_output(tmp_path / "spark"))
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_worker_error_is_one_line_and_verbose_adds_the_java_trace(
+    engine_data: Path, tmp_path: Path, verbose: bool
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for part in sorted(engine_data.iterdir()):
+        (data / part.name).write_bytes(part.read_bytes())
+    broken = sorted(data.iterdir())[1]
+    _corrupt(broken)
+    command = [str(BIN / "normcore"), "apply", str(data), "--artifact", str(tmp_path / "a.json"), "--output",
+               str(tmp_path / "out"), "--engine", "spark", "--master", "local[1]"] + (["--verbose"] if verbose else [])
+    fit_with("local", {"features": [{"name": "a"}]}, engine_data).save(tmp_path / "a.json")
+    done = subprocess.run(command, env=_environment(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if "incubator modules" not in line]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and "cannot read input file" in errors[0] and broken.name in errors[0]
+    if verbose:
+        assert any(line.strip().startswith("at org.apache.spark") for line in lines)
+    else:
+        assert lines == errors
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "data"]
+
+
+def test_a_bad_master_is_one_line_naming_the_option(tmp_path: Path, capsys) -> None:
+    pq.write_table(pa.table({"x": [1.0, 2.0]}), tmp_path / "d.parquet")
+    code = main(["fit", str(tmp_path / "d.parquet"), "--artifact", str(tmp_path / "a.json"), "--engine", "spark",
+                 "--master", "bogus://host:7077"])  # fmt: skip
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: option --master: 'bogus://host:7077' is not a Spark master URL; expected local, local[N], local[*], "
+        "spark://HOST:PORT, yarn or k8s://URL"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.parquet"]
