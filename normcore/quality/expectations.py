@@ -18,6 +18,8 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -244,15 +246,20 @@ class SuiteRun:
         json_path = directory / "validation_result.json"
         json_path.write_text(json.dumps(plain(outcome.to_json_dict()), indent=2, allow_nan=False) + "\n")
         site = directory / "data_docs"
-        self.context.add_data_docs_site(SUITE_NAME, _site_config(site))
-        run_id = RunIdentifier(run_name="normcore-validate", run_time=datetime.datetime.now(datetime.timezone.utc))
-        key = ValidationResultIdentifier(
-            expectation_suite_identifier=ExpectationSuiteIdentifier(name=SUITE_NAME),
-            run_id=run_id,
-            batch_identifier="normcore",
-        )
-        self.context.validation_results_store.set(key, outcome)
-        self.context.build_data_docs(site_names=[SUITE_NAME])
+        # Great Expectations substitutes ``$NAME`` in a site's path: build where no ``$`` can
+        # be, then move the site into the report directory.
+        with tempfile.TemporaryDirectory(prefix="normcore-docs-") as scratch:
+            built = Path(scratch) / "data_docs"
+            self.context.add_data_docs_site(SUITE_NAME, _site_config(built))
+            run_id = RunIdentifier(run_name="normcore-validate", run_time=datetime.datetime.now(datetime.timezone.utc))
+            key = ValidationResultIdentifier(
+                expectation_suite_identifier=ExpectationSuiteIdentifier(name=SUITE_NAME),
+                run_id=run_id,
+                batch_identifier="normcore",
+            )
+            self.context.validation_results_store.set(key, outcome)
+            self.context.build_data_docs(site_names=[SUITE_NAME])
+            shutil.move(built, site)
         return {"json": json_path, "data_docs": site / "index.html"}
 
 

@@ -176,3 +176,13 @@ def test_sampled_mode_checks_every_row_for_row_level_expectations(fitted, tmp_pa
             "every row (3000)" if column != "(table)" else "every row (2990)",
             "uniform sample of 500 rows (seed 3)",
         }
+
+
+def test_a_report_path_with_dollar_signs_and_quotes_is_written_as_given(fitted, tmp_path, capsys):
+    """Great Expectations reads ``$NAME`` in a site's path as a variable: normcore builds the
+    site elsewhere, so the report lands at the path the user gave."""
+    report = tmp_path / "it's $HOME ${USER}" / "report"
+    code, out, err = _validate(capsys, str(fitted.output), "--artifact", str(fitted.artifact), "--report", str(report))
+    assert code == 0, out + err
+    assert (report / "validation_result.json").is_file()
+    assert (report / "data_docs" / "index.html").is_file()
