@@ -9,6 +9,7 @@ commands and engines that need them.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import sys
 import warnings
@@ -569,9 +570,26 @@ def main_on_engine(engine: str, argv: Sequence[str] | None = None) -> int:
     return main([*arguments, "--engine", engine])
 
 
+def _reuse_large_allocations() -> None:
+    """Keep freed batch-sized arrays in the heap for the next batch (glibc ``mallopt``).
+
+    By default glibc maps every array over 128 KiB afresh and unmaps it when freed, so
+    each temporary of a batch costs page faults; a command that streams batches of the
+    same size reuses them instead (memory stays bounded by the batch size).
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return  # not glibc
+    mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
+    mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 check failed, 2 bad input or usage)."""
     warnings.showwarning = _show_warning
+    _reuse_large_allocations()
     arguments = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in arguments
     try:

@@ -80,6 +80,8 @@ class NumpyOps:
     def where(self, condition: Any, if_true: Any, if_false: Any) -> Any:
         if isinstance(condition, bool):  # a test on fitted numbers
             return if_true if condition else if_false
+        if isinstance(if_true, np.ndarray) and np.shape(condition) == if_true.shape and np.all(condition):
+            return if_true  # the common case (every value finite): no third array
         return np.where(condition, if_true, if_false)
 
     def is_finite(self, x: Any) -> np.ndarray:
