@@ -96,7 +96,8 @@ def contenders(spark, data: Path, scratch: Path) -> dict[str, Callable[[], None]
 
     def normcore_fit_dataframe():
         source = open_input(str(data))
-        compute_stats(spark.read.parquet(str(data)), resolve_plan(job, source.schema, source.path))
+        plan = resolve_plan(job, source.schema, source.path)
+        compute_stats(spark.read.parquet(str(data)), plan.requests(), plan.key)
 
     def mllib_run():
         frame = VectorAssembler(inputCols=FEATURES, outputCol="features").transform(spark.read.parquet(str(data)))
