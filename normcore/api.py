@@ -25,7 +25,9 @@ from normcore.plan import parse_feature_spec, resolve_plan
 FeatureSelection = str | Sequence[str | Mapping[str, Any]] | None
 
 
-def _feature_configs(features: FeatureSelection) -> list[dict[str, Any]] | None:
+def feature_configs(features: FeatureSelection) -> list[dict[str, Any]] | None:
+    """A feature selection (``"a,b:minmax"``, names, ``name:method`` strings or mappings) as
+    the config's ``features`` list; None selects every numeric column."""
     if features is None:
         return None
     if isinstance(features, str):
@@ -41,7 +43,7 @@ def _feature_configs(features: FeatureSelection) -> list[dict[str, Any]] | None:
 
 def _numpy_names(array: np.ndarray, features: FeatureSelection) -> list[str]:
     width = 1 if array.ndim == 1 else array.shape[1]
-    configs = _feature_configs(features)
+    configs = feature_configs(features)
     if configs is None:
         return [f"x{i}" for i in range(width)]
     if len(configs) != width:
@@ -108,7 +110,7 @@ def fit(
     names = _numpy_names(data, features) if isinstance(data, np.ndarray) else None
     table = to_arrow_table(data, names)
     job = build_job(
-        {"method": method, "ddof": ddof, "key": key, "sketch": sketch, "features": _feature_configs(features)},
+        {"method": method, "ddof": ddof, "key": key, "sketch": sketch, "features": feature_configs(features)},
         "normcore.fit",
     )
     plan = resolve_plan(job, table.schema, "<data>")

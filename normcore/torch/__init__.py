@@ -1,10 +1,12 @@
-"""PyTorch support: fused LayerNorm / RMSNorm (``normcore.torch.functional``, the modules) and ``make_norm``.
+"""PyTorch support: an artifact as a layer (``Normalization``), fused LayerNorm / RMSNorm
+(``normcore.torch.functional``, the modules) and ``make_norm``.
 
 ``normcore`` itself never imports this package: training code opts in with
-``from normcore.torch import LayerNorm, RMSNorm, make_norm``.
+``from normcore.torch import Normalization, LayerNorm, RMSNorm, make_norm``.
 """
 
 from normcore.torch import functional
 from normcore.torch.modules import LayerNorm, RMSNorm, make_norm
+from normcore.torch.normalization import Normalization
 
-__all__ = ["LayerNorm", "RMSNorm", "functional", "make_norm"]
+__all__ = ["LayerNorm", "Normalization", "RMSNorm", "functional", "make_norm"]

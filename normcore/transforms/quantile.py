@@ -32,12 +32,20 @@ from normcore.transforms.ops import NUMPY_OPS, Ops, ndtr, ndtri
 BOUNDS_THRESHOLD = 1e-7
 
 
-def normal_clip_bounds() -> tuple[float, float]:
-    """scikit-learn's clip bounds for ``output="normal"``: ``ndtri(1e-7 - eps)``, ``ndtri(1 - (1e-7 - eps))``."""
+def _normal_clip_bounds() -> tuple[float, float]:
     margin = BOUNDS_THRESHOLD - np.spacing(1)
     with np.errstate(all="ignore"):
         bounds = ndtri(np.array([margin, 1 - margin]), NUMPY_OPS)
     return float(bounds[0]), float(bounds[1])
+
+
+#: scikit-learn's clip bounds for ``output="normal"``: ``ndtri(1e-7 - eps)``, ``ndtri(1 - (1e-7 - eps))``.
+NORMAL_CLIP_BOUNDS = _normal_clip_bounds()
+
+
+def normal_clip_bounds() -> tuple[float, float]:
+    """:data:`NORMAL_CLIP_BOUNDS`."""
+    return NORMAL_CLIP_BOUNDS
 
 
 class QuantileParams(MethodParams):
@@ -155,7 +163,7 @@ class Quantile(Method):
             at_high = x == t["high"]
         mapped = ops.where(at_low, 0.0, ops.where(at_high, 1.0, mapped))
         if params.output == "normal":
-            low, high = normal_clip_bounds()
+            low, high = NORMAL_CLIP_BOUNDS
             mapped = ops.clip(ndtri(ops.bind(mapped), ops), low, high)
         return ops.where(ops.is_finite(x), mapped, x)
 
@@ -182,7 +190,7 @@ class Quantile(Method):
         return ops.where(ops.is_finite(y), values, y)
 
     def output_range(self, operands: Mapping[str, Any], params: QuantileParams, stats: Mapping[str, Any]):
-        return normal_clip_bounds() if params.output == "normal" else (0.0, 1.0)
+        return NORMAL_CLIP_BOUNDS if params.output == "normal" else (0.0, 1.0)
 
     def describe(self, values: Mapping[str, Any], params: QuantileParams) -> str:
         return f"{len(values['quantiles'])} quantiles -> {params.output}"
