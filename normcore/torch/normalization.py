@@ -179,13 +179,13 @@ class Normalization(nn.Module):
 
     def forward(self, x: torch.Tensor, key: Any = None) -> torch.Tensor:
         """Normalize ``x`` (features along ``axis``); ``key``: the rows' key values or indices."""
-        return self._apply(x, key, inverse=False)
+        return self._transform(x, key, inverse=False)
 
     def inverse(self, y: torch.Tensor, key: Any = None) -> torch.Tensor:
         """Undo :meth:`forward`."""
-        return self._apply(y, key, inverse=True)
+        return self._transform(y, key, inverse=True)
 
-    def _apply(self, x: torch.Tensor, key: Any, inverse: bool) -> torch.Tensor:
+    def _transform(self, x: torch.Tensor, key: Any, inverse: bool) -> torch.Tensor:
         if not self._fitted:
             raise RuntimeError("Normalization: build it with from_artifact() or adapt() first")
         if not x.dtype.is_floating_point:
