@@ -42,7 +42,7 @@ from typing import Any
 
 from normcore.errors import ArtifactError
 from normcore.io import read_json
-from normcore.paths import Target, Writes, file_starts_with
+from normcore.paths import Target, Writes, file_starts_with, local_path
 from normcore.stats import QuantileSketch
 from normcore.transforms import Fitted, fitted_from_entry
 
@@ -193,7 +193,7 @@ def load_artifact(path: str | Path) -> Artifact:
         does not match, or a required field is missing. The message names the file
         and the first failing check.
     """
-    location = Path(path)
+    location = Path(local_path(str(path)))
     if not location.is_file():
         raise ArtifactError(f"artifact '{path}' does not exist")
     try:

@@ -20,10 +20,18 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
 
-from normcore.config import JobConfig, build_job, read_config_file, spark_master_problem, validation_message
+from normcore.config import (
+    JobConfig,
+    build_job,
+    read_config_file,
+    spark_master_problem,
+    spark_remote_problem,
+    validation_message,
+)
 from normcore.errors import CheckFailed, ConfigError, NormcoreError
 from normcore.io import InputSource, open_input, require_rows
-from normcore.paths import Place, Target, Writes, check_disjoint, os_error_text, writing
+from normcore.paths import Place, Target, Writes, check_disjoint, local_path, os_error_text, writing
+from normcore.run_summary import RunMeter, render_run_summary, summary_document, summary_json, summary_target
 
 if TYPE_CHECKING:
     from normcore.artifact import Artifact
@@ -59,6 +67,7 @@ def _add_job_options(parser: argparse.ArgumentParser, *, fit: bool, apply: bool)
         )
     parser.add_argument("--batch-size", type=int, help="local engine: rows per Arrow batch")
     parser.add_argument("--master", help="spark engine: master URL (default local[*])")
+    parser.add_argument("--remote", metavar="sc://HOST:PORT", help="spark engine: a Spark Connect server")
     parser.add_argument("--conf", action="append", metavar="K=V", help="spark engine: a Spark conf entry (repeatable)")
     parser.add_argument("--runner", help="beam engine: pipeline runner; other Beam pipeline options pass through")
     parser.add_argument(
@@ -72,10 +81,11 @@ def _add_quality_options(parser: argparse.ArgumentParser, input_help: str, *, sp
     parser.add_argument("--artifact", help="artifact JSON path (default: config 'artifact')")
     parser.add_argument("--config", help="YAML job file (its validation / drift / spark sections apply)")
     parser.add_argument("--batch-size", type=int, help="local engine: rows per Arrow batch")
-    parser.set_defaults(engine=None, master=None, conf=None, runner=None)
+    parser.set_defaults(engine=None, master=None, remote=None, conf=None, runner=None)
     if spark:
         parser.add_argument("--engine", help="local (default) or spark")
         parser.add_argument("--master", help="spark engine: master URL (default local[*])")
+        parser.add_argument("--remote", metavar="sc://HOST:PORT", help="spark engine: a Spark Connect server")
         parser.add_argument(
             "--conf", action="append", metavar="K=V", help="spark engine: a Spark conf entry (repeatable)"
         )
@@ -95,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--report", help="validation report directory (default: config validation.report, else OUTPUT-validation)"
     )
+    run.add_argument("--summary", help="write the run's KPIs (rows, wall_s, rows_per_s, ...) to this JSON file")
     validate = commands.add_parser(
         "validate", help="check a normalized output against its artifact (exit 1 if not conforming)"
     )
@@ -130,6 +141,7 @@ _OPTION_KEYS = {
     "sketch": "sketch",
     "output": "output",
     "overwrite": "overwrite",
+    "summary": "summary",
 }
 
 
@@ -190,6 +202,13 @@ def engine_sections(args: argparse.Namespace, config: dict[str, Any]) -> None:
         if problem:
             raise ConfigError(f"option --master: {problem}")
         config.setdefault("spark", {})["master"] = args.master
+    if getattr(args, "remote", None) is not None:
+        problem = spark_remote_problem(args.remote)
+        if problem:
+            raise ConfigError(f"option --remote: {problem}")
+        config.setdefault("spark", {})["remote"] = args.remote
+        if args.master is None:  # --remote replaces the config's master
+            config["spark"].pop("master", None)
     for entry in args.conf or []:
         name, sep, value = entry.partition("=")
         if not sep or not name:
@@ -221,7 +240,9 @@ def _require(job: JobConfig, field: str, option: str) -> str:
 def _source_reads(source: InputSource, role: str = "input") -> list[Place]:
     """``source`` and each of its files that lies elsewhere (through a symbolic link)."""
     places = [Place(role, source.path)]
-    root = os.path.realpath(source.path)
+    if not source.local:  # a URL: no local file of it can be written
+        return places
+    root = os.path.realpath(local_path(source.path))
     for path in source.files:
         real = os.path.realpath(path)
         if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
@@ -243,8 +264,11 @@ class _Storage:
     def remote(self, path: str) -> bool:
         return getattr(self.engine, "is_remote", lambda _: False)(path)
 
-    def open_input(self, path: str | None) -> InputSource:
-        return getattr(self.engine, "open_input", open_input)(path)
+    def open_input(self, job: JobConfig) -> InputSource:
+        """The job's input, resolved by the engine where it has its own readers."""
+        if hasattr(self.engine, "open_input"):
+            return self.engine.open_input(job.input, job)
+        return open_input(job.input)
 
     def load_artifact(self, path: str) -> Artifact:
         from normcore.artifact import load_artifact
@@ -282,7 +306,7 @@ def _report_target(report: str, command: str) -> Target:
 
 
 def _check_not_empty(source: InputSource) -> None:
-    if source.format == "parquet":
+    if source.format == "parquet" and source.files:
         require_rows(source.count_rows(), source.path)
 
 
@@ -306,7 +330,7 @@ def cmd_fit(args: argparse.Namespace, argv: list[str]) -> int:
     artifact_path = _require(job, "artifact", "--artifact")
     engine = get_engine(job.engine)
     storage = _Storage(engine)
-    source = storage.open_input(job.input)
+    source = storage.open_input(job)
     plan = resolve_plan(job, source.schema, source.path)
     target = storage.target(artifact_target(artifact_path))
     with _writes([*_source_reads(source), *_config_reads(args)], {"--artifact": (target, artifact_path)}):
@@ -328,7 +352,7 @@ def cmd_apply(args: argparse.Namespace, argv: list[str]) -> int:
     _require(job, "input", "INPUT")
     engine = get_engine(job.engine)
     storage = _Storage(engine)
-    source = storage.open_input(job.input)
+    source = storage.open_input(job)
     artifact = storage.load_artifact(artifact_path)
     BatchNormalizer(artifact).check_schema(source.schema, source.path)
     target = storage.target(_output_target(output, job.overwrite, "apply"))
@@ -354,13 +378,15 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from normcore.quality.render import render_summary
     from normcore.quality.validate import ValidationRequest, validate
 
+    meter = RunMeter.start()
     job = load_job(args)
     _check_engine_argv(job, argv)
     artifact_path = _require(job, "artifact", "--artifact")
     output = _require(job, "output", "--output")
     engine = get_engine(job.engine)
+    meter.watch_tasks(getattr(engine, "task_seconds", None))
     storage = _Storage(engine)
-    source = storage.open_input(job.input)
+    source = storage.open_input(job)
     plan = resolve_plan(job, source.schema, source.path)
     output_target = storage.target(_output_target(output, job.overwrite, "run"))
     artifact_file = storage.target(artifact_target(artifact_path))
@@ -371,6 +397,9 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         report_target = _report_target(report, "validate")
         targets["--report"] = (report_target, report)
     targets["--artifact"] = (artifact_file, artifact_path)
+    summary_file = summary_target(job.summary) if job.summary else None
+    if summary_file is not None:
+        targets["--summary"] = (summary_file, job.summary)
     with _writes([*_source_reads(source), *_config_reads(args)], targets) as writes:
         _check_not_empty(source)
         destination = output_target.staging if output_target else output
@@ -395,16 +424,30 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
                 job.local.batch_size,
             )
             outcome = validate(request, report_target)
+        kpis = summary_document(
+            meter,
+            engine=job.engine,
+            rows=counts.rows,
+            conformity=None if outcome is None else outcome.conformity,
+            artifact=artifact_path,
+            output=output,
+            report=None if report_target is None else report_target.path,
+        )
+        if summary_file is not None:
+            with writing("--summary", job.summary):
+                summary_file.staging.write_text(summary_json(kpis), encoding="utf-8")
     if outcome is not None:
         print(render_summary(outcome))
     print(f"artifact: {artifact_path} ({artifact.rows} rows, {len(artifact.feature_names)} features)")
     _print_apply_summary(output, counts)
     if outcome is None:
         print(f"validation: skipped, the output '{output}' is remote (the pipeline measured its conformity)")
-        return 0
-    written = outcome.report
-    print(f"validation report: {report_target.path} ({written['json'].name}, data docs {written['data_docs']})")
-    _raise_if_failed(outcome)
+    else:
+        written = outcome.report
+        print(f"validation report: {report_target.path} ({written['json'].name}, data docs {written['data_docs']})")
+    print(render_run_summary(kpis) + (f" (KPIs in {job.summary})" if job.summary else ""))
+    if outcome is not None:
+        _raise_if_failed(outcome)
     return 0
 
 

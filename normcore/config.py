@@ -60,6 +60,16 @@ _SPARK_MASTER = re.compile(
 )
 
 
+_SPARK_REMOTE = re.compile(r"sc://[^\s/:]+(:\d+)?(/;\S*)?")
+
+
+def spark_remote_problem(remote: str) -> str | None:
+    """Why ``remote`` is not a Spark Connect URL (None when it is one)."""
+    if _SPARK_REMOTE.fullmatch(remote):
+        return None
+    return f"'{remote}' is not a Spark Connect URL; expected sc://HOST:PORT"
+
+
 def spark_master_problem(master: str) -> str | None:
     """Why Spark would refuse ``master`` (None when it is well formed)."""
     if _SPARK_MASTER.fullmatch(master):
@@ -71,11 +81,13 @@ def spark_master_problem(master: str) -> str | None:
 
 
 class SparkConfig(_Strict):
-    """Spark engine: ``master`` URL, ``conf`` entries (``spark.*`` keys) and the log level
-    of a session normcore starts (``FATAL`` keeps task failures' Java logs off the
-    terminal: normcore reports them as one line; ``--verbose`` sets ``WARN``)."""
+    """Spark engine: ``master`` URL, or ``remote`` Spark Connect URL (``sc://HOST:PORT``),
+    ``conf`` entries (``spark.*`` keys) and the log level of a session normcore starts
+    (``FATAL`` keeps task failures' Java logs off the terminal: normcore reports them as one
+    line; ``--verbose`` sets ``WARN``)."""
 
     master: str | None = None
+    remote: str | None = None
     conf: dict[str, str] = Field(default_factory=dict)
     log_level: Literal["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"] = "FATAL"
 
@@ -86,6 +98,20 @@ class SparkConfig(_Strict):
         if problem:
             raise ValueError(problem)
         return master
+
+    @field_validator("remote")
+    @classmethod
+    def _connect_url(cls, remote: str | None) -> str | None:
+        problem = None if remote is None else spark_remote_problem(remote)
+        if problem:
+            raise ValueError(problem)
+        return remote
+
+    @model_validator(mode="after")
+    def _master_or_remote(self) -> SparkConfig:
+        if self.master is not None and self.remote is not None:
+            raise ValueError("give master (a cluster) or remote (Spark Connect), not both")
+        return self
 
     @field_validator("conf", mode="before")
     @classmethod
@@ -214,6 +240,8 @@ class JobConfig(_Strict):
         for the methods that need one.
     overwrite : bool
         Replace an existing, non-empty output directory.
+    summary : str or None
+        ``run``: write the run's KPIs to this JSON file (:mod:`normcore.run_summary`).
     validation, drift : ValidationConfig, DriftConfig
         Data-quality settings of ``validate`` / ``run`` and ``drift``.
     """
@@ -228,6 +256,7 @@ class JobConfig(_Strict):
     features: list[FeatureConfig] | None = None
     sketch: bool = False
     overwrite: bool = False
+    summary: str | None = None
     local: LocalConfig = Field(default_factory=LocalConfig)
     beam: BeamConfig = Field(default_factory=BeamConfig)
     spark: SparkConfig = Field(default_factory=SparkConfig)

@@ -1,7 +1,9 @@
 """Inputs and outputs shared by every engine: opening data, streaming it, writing Parquet.
 
 Inputs are a Parquet file, a directory of Parquet files (files whose names start
-with ``.`` or ``_`` are ignored, as Spark and Hadoop write them), or a CSV file.
+with ``.`` or ``_`` are ignored, as Spark and Hadoop write them), or a CSV file, given
+as a local path, a ``file://`` URL, or a URL of a file system :mod:`pyarrow.fs` knows
+(``s3://``, ``gs://``, ``hdfs://``, ``abfs://``), read through it.
 Every engine resolves its input here first, so a missing file or column is reported
 the same way, before any engine starts.
 
@@ -11,6 +13,7 @@ Where outputs go, and how they are protected, is :mod:`normcore.paths`.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +21,14 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from normcore.errors import ConfigError, InputError
+from normcore.paths import is_url, local_path
 
-_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2")
+#: Names of CSV files (any other input file is read as Parquet).
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2")
 
 #: Parquet files normcore writes carry a CRC32 checksum on every page ...
 PARQUET_WRITE_OPTIONS = {"write_page_checksum": True}
@@ -35,16 +41,24 @@ def parquet_scan_options(**options) -> ds.ParquetFragmentScanOptions:
 
 @dataclass(frozen=True)
 class InputSource:
-    """A resolved input: its path, format, files and Arrow schema."""
+    """A resolved input: its path (as the user gave it), format, files, Arrow schema, and the
+    file system holding the files (None: local files; empty ``files``: the engine reads
+    ``path`` with its own readers, as Spark does a URL)."""
 
     path: str
     format: str
     files: tuple[str, ...]
     schema: pa.Schema
+    filesystem: pafs.FileSystem | None = None
+
+    @property
+    def local(self) -> bool:
+        """Whether the files are local paths (every engine's process can open them)."""
+        return self.filesystem is None and bool(self.files)
 
     def dataset(self) -> ds.Dataset:
         """A :class:`pyarrow.dataset.Dataset` over the files (Parquet pages verified)."""
-        return ds.dataset(list(self.files), format=self.file_format(), schema=self.schema)
+        return ds.dataset(list(self.files), format=self.file_format(), schema=self.schema, filesystem=self.filesystem)
 
     def file_format(self) -> ds.FileFormat | str:
         """The files' format for :func:`pyarrow.dataset.dataset` (Parquet: with page checksum verification)."""
@@ -119,21 +133,26 @@ def read_json(location: Path) -> Any:
 
 
 def open_input(path: str | None) -> InputSource:
-    """Resolve ``path`` into an :class:`InputSource`.
+    """Resolve ``path`` into an :class:`InputSource` (local files as absolute paths, so an
+    engine running elsewhere, as Spark's JVM with its own working directory, finds them).
 
     Parameters
     ----------
     path : str
-        A Parquet file, a directory of Parquet files, or a CSV file (by extension).
+        A Parquet file, a directory of Parquet files, or a CSV file (by extension): a
+        local path, a ``file://`` URL, or a remote URL read through :mod:`pyarrow.fs`.
 
     Raises
     ------
     InputError
-        The path does not exist, holds no data file, or a file is unreadable.
+        The path does not exist, holds no data file, or a file is unreadable; a URL
+        whose file system cannot be reached (the message names the URL).
     """
     if not path:
         raise ConfigError("no input given: pass INPUT or set 'input' in the config")
-    location = Path(path)
+    if is_url(path):
+        return _open_remote(path)
+    location = Path(os.path.abspath(os.path.expanduser(local_path(path))))
     if not location.exists():
         raise InputError(f"input '{path}' does not exist")
     if location.is_dir():
@@ -144,21 +163,66 @@ def open_input(path: str | None) -> InputSource:
         )
         if not files:
             raise InputError(f"input directory '{path}' holds no data files")
-        csv = [f for f in files if f.endswith(_CSV_SUFFIXES)]
-        fmt = "csv" if csv and len(csv) == len(files) else "parquet"
     else:
         files = [str(location)]
-        fmt = "csv" if str(location).endswith(_CSV_SUFFIXES) else "parquet"
+    fmt = _format_of(files)
     return InputSource(str(path), fmt, tuple(files), _unified_schema(files, fmt))
 
 
-def _unified_schema(files: Sequence[str], fmt: str) -> pa.Schema:
+def _format_of(files: Sequence[str]) -> str:
+    """``csv`` when every file is a CSV file (by extension), else ``parquet``."""
+    return "csv" if all(f.endswith(CSV_SUFFIXES) for f in files) else "parquet"
+
+
+def _open_remote(url: str) -> InputSource:
+    """:func:`open_input` of a URL, through the :mod:`pyarrow.fs` file system of its scheme."""
+    try:
+        filesystem, root = _filesystem(url)
+        info = filesystem.get_file_info(root)
+        if info.type == pafs.FileType.NotFound:
+            raise InputError(f"input '{url}' does not exist")
+        if info.type == pafs.FileType.Directory:
+            found = filesystem.get_file_info(pafs.FileSelector(root, recursive=True))
+            files = sorted(
+                entry.path
+                for entry in found
+                if entry.type == pafs.FileType.File
+                and not any(part.startswith((".", "_")) for part in entry.path[len(root) :].split("/"))
+            )
+            if not files:
+                raise InputError(f"input directory '{url}' holds no data files")
+        else:
+            files = [root]
+    except (pa.ArrowException, OSError, ValueError, ImportError) as exc:
+        raise InputError(f"cannot open input '{url}': {_first_line(exc)}") from None
+    fmt = _format_of(files)
+    return InputSource(url, fmt, tuple(files), _unified_schema(files, fmt, filesystem), filesystem)
+
+
+def _filesystem(url: str) -> tuple[pafs.FileSystem, str]:
+    """The file system of ``url`` and the path in it: Arrow's own (``s3``, ``gs``, ``hdfs``,
+    ``abfs``), else fsspec's for the schemes it knows (``memory``, ``az``, ``http``, ...)."""
+    try:
+        return pafs.FileSystem.from_uri(url)
+    except pa.ArrowInvalid:
+        import fsspec
+
+        if url.split("://", 1)[0] not in fsspec.available_protocols():
+            raise
+        filesystem, path = fsspec.core.url_to_fs(url)
+        return pafs.PyFileSystem(pafs.FSSpecHandler(filesystem)), path
+
+
+def _unified_schema(files: Sequence[str], fmt: str, filesystem: pafs.FileSystem | None = None) -> pa.Schema:
     """One schema for every file: types are promoted (``int32`` + ``int64`` -> ``int64``,
     ``int64`` + ``double`` -> ``double``); files that cannot be reconciled are named."""
     schemas = []
     for file in files:
         try:
-            schemas.append(pq.read_schema(file) if fmt == "parquet" else ds.dataset(file, format=fmt).schema)
+            if fmt == "parquet":
+                schemas.append(pq.read_schema(file, filesystem=filesystem))
+            else:
+                schemas.append(ds.dataset(file, format=fmt, filesystem=filesystem).schema)
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"cannot read '{file}' as {fmt}: {_first_line(exc)}") from None
     try:

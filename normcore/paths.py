@@ -41,6 +41,7 @@ import os
 import re
 import secrets
 import shutil
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -59,8 +60,26 @@ Kind = Literal["dir", "file"]
 
 
 def is_url(path: str) -> bool:
-    """Whether ``path`` is a URL (``s3://``, ``gs://``, ``file://``, ...) rather than a local path."""
-    return bool(_URL.match(path))
+    """Whether ``path`` is a URL of a remote file system (``s3://``, ``gs://``, ``hdfs://``, ...);
+    a ``file://`` URL is a local path (:func:`local_path`)."""
+    return bool(_URL.match(path)) and not path.startswith("file:")
+
+
+def local_path(path: str) -> str:
+    """``path`` as a local file system path: a ``file://`` URL (no host, or ``localhost``) is
+    decoded (``file:///data/a%20b`` -> ``/data/a b``); any other path is returned as it is.
+
+    Raises
+    ------
+    ConfigError
+        A ``file://`` URL naming another host.
+    """
+    if not path.startswith("file:"):
+        return path
+    parsed = urllib.parse.urlparse(path)
+    if parsed.netloc not in ("", "localhost"):
+        raise ConfigError(f"'{path}' names host '{parsed.netloc}'; a file:// URL names this machine's files")
+    return urllib.parse.unquote(parsed.path)
 
 
 @dataclass(frozen=True)
@@ -73,7 +92,7 @@ class Place:
     @property
     def resolved(self) -> Path:
         """The absolute path with symlinks and ``..`` resolved (as far as it exists)."""
-        return Path(os.path.realpath(os.path.expanduser(self.path)))
+        return Path(os.path.realpath(os.path.expanduser(local_path(self.path))))
 
     def identities(self) -> list[tuple[str, tuple[int, int] | Path]]:
         """``self`` and each of its ancestors, as a file system identity (device, inode)
@@ -282,7 +301,7 @@ class Target:
                 f"option {self.role}: '{self.path}' is a URL; this command writes local paths "
                 "(python -m pipelines.beam.normalize writes to Beam file systems)"
             )
-        self._target = Path(os.path.abspath(os.path.expanduser(self.path)))
+        self._target = Path(os.path.abspath(os.path.expanduser(local_path(self.path))))
         if self._target.name in ("", ".", ".."):
             raise ConfigError(f"option {self.role}: '{self.path}' does not name a file or directory")
         with self._aborted_on_error():

@@ -15,7 +15,7 @@ the run (drift then does not run: ``upstream_failed``); exit 2 (bad input) fails
 that got it. Every path comes from the DAG's params (trigger with ``--conf``; there is no
 schedule because each run is one batch); give absolute paths, as tasks run in a temporary
 directory. ``config`` is a normcore job file (features, methods, ``validation`` and ``drift``
-settings, engine sections; see ``configs/example.yaml``); ``mostly`` overrides its share of
+settings, engine sections; see ``configs/local.yaml``); ``mostly`` overrides its share of
 values that must lie in range (a new batch has a few values beyond the reference's extremes:
 0.999 suits batches of the reference's distribution). The DAG file imports only Airflow:
 normcore runs as the binary named by the ``normcore`` param, so it may live in its own

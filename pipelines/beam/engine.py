@@ -68,8 +68,9 @@ def is_remote(path: str) -> bool:
     return is_url(path)
 
 
-def open_input(path: str | None) -> InputSource:
-    """Resolve a local input with :func:`normcore.io.open_input`, a remote one with Beam's filesystems.
+def open_input(path: str | None, job: JobConfig | None = None) -> InputSource:
+    """Resolve a local input with :func:`normcore.io.open_input`, a remote one with Beam's filesystems
+    (``job`` is not needed: Beam's file systems take their options from the environment).
 
     A remote path is a Parquet file, a glob, or a directory (every file under it whose
     name does not start with ``.`` or ``_``).

@@ -5,7 +5,8 @@
 null there), and the local engine reads every file with that schema. Spark's Parquet
 reader cannot widen a column on its own (an ``INT64`` file under a ``double`` schema
 fails), so files are read in groups of one physical schema, the columns whose type
-differs are cast to the unified type, and the groups are unioned by name.
+differs are cast to the unified type, and the groups are unioned by name. A URL only
+Spark reaches (``s3a://``, ``hdfs://``) is read by Spark from its path (:func:`open_url`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,30 @@ import pyarrow.parquet as pq
 from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import from_arrow_schema, from_arrow_type
+from pyspark.sql.pandas.types import from_arrow_schema, from_arrow_type, to_arrow_schema
 
 from normcore.errors import InputError
-from normcore.io import InputSource
+from normcore.io import CSV_SUFFIXES, InputSource
+from pipelines.spark.session import short_cause
+
+
+def open_url(spark: SparkSession, url: str) -> InputSource:
+    """An input only Spark's readers reach (``s3a://``, ``hdfs://``, ``abfss://``): its
+    schema from Spark, no listed files (a CSV file by its extension, else Parquet).
+
+    Raises
+    ------
+    InputError
+        Spark cannot list or read ``url`` (the message names it).
+    """
+    fmt = "csv" if url.endswith(CSV_SUFFIXES) else "parquet"
+    try:
+        frame = _read_url(spark, url, fmt)
+        zone = spark.conf.get("spark.sql.session.timeZone")
+        schema = to_arrow_schema(frame.schema, timezone=zone)
+    except Exception as exc:  # PySpark, py4j and gRPC errors alike: Spark cannot read it
+        raise InputError(f"cannot read input '{url}' with Spark: {short_cause(str(exc))}") from None
+    return InputSource(url, fmt, (), schema)
 
 
 def quote(name: str) -> str:
@@ -52,12 +73,22 @@ def _parquet_group(spark: SparkSession, files: list[str], schema: pa.Schema, sou
     return frame.select(*columns)
 
 
+def _read_url(spark: SparkSession, url: str, fmt: str) -> DataFrame:
+    """``url`` read by Spark: Parquet (a file or a directory of them), or CSV with a header
+    line and inferred column types."""
+    if fmt == "csv":
+        return spark.read.option("header", True).option("inferSchema", True).csv(url)
+    return spark.read.option("mergeSchema", True).parquet(url)
+
+
 def _null_column(field: pa.Field, source: InputSource) -> Column:
     return F.lit(None).cast(_spark_type(field, source)).alias(field.name)
 
 
 def read_frame(spark: SparkSession, source: InputSource) -> DataFrame:
-    """``source`` as a DataFrame whose columns follow ``source.schema`` (names and order).
+    """``source`` as a DataFrame whose columns follow ``source.schema`` (names and order);
+    a source of no listed files (a URL, :func:`pipelines.spark.engine.open_input`) is read
+    from its path by Spark's own reader.
 
     Raises
     ------
@@ -65,6 +96,8 @@ def read_frame(spark: SparkSession, source: InputSource) -> DataFrame:
         A column cannot be represented in Spark, or a file cannot be read.
     """
     try:
+        if not source.files:
+            return _read_url(spark, source.path, source.format)
         if source.format == "csv":
             try:
                 schema = from_arrow_schema(source.schema)

@@ -1,7 +1,7 @@
 """spark-submit entry point: fit, apply or run a normcore job on Spark.
 
     PYSPARK_PYTHON=.venv/bin/python .venv/bin/spark-submit --master local[2] \\
-        pipelines/spark/normalize.py run --config configs/example.yaml
+        pipelines/spark/normalize.py run --config configs/local.yaml
 
 The arguments are those of ``normcore fit|apply|run`` (``--engine`` is spark); the
 master and the Spark conf are spark-submit's own options. Configuration, input

@@ -3,20 +3,25 @@
 Under ``spark-submit`` the master and conf come from the submit command; run
 directly, the session defaults to ``local[*]``. ``SPARK_LOCAL_IP`` defaults to
 127.0.0.1 so a laptop or CI box without a resolvable hostname works, and a local
-master runs its Python workers with this interpreter (``PYSPARK_PYTHON``), so they
-import the same normcore.
+master, or a standalone cluster on this host, runs its Python workers with this
+interpreter (``spark.pyspark.python``), so they import the same normcore. A
+``remote`` URL (``sc://HOST:PORT``) gives a Spark Connect session instead: the server
+runs the jobs, and normcore uses DataFrame operations only.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import socket
 import sys
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from normcore.config import SparkConfig
 from normcore.errors import ConfigError
 
 #: The root cause in a Java stack trace.
@@ -37,6 +42,12 @@ LOCAL_DEFAULTS = {
     "spark.hadoop.parquet.page.write-checksum.enabled": "true",
     "spark.hadoop.parquet.page.verify-checksum.enabled": "true",
 }
+#: The defaults a Spark Connect client may set (session settings; the server owns the rest).
+CONNECT_DEFAULTS = {key: value for key, value in LOCAL_DEFAULTS.items() if key.startswith("spark.sql.")}
+#: Seconds to wait for a Spark Connect server to accept a connection.
+CONNECT_TIMEOUT_S = 10
+#: Names of this host in a master URL: a cluster there runs this interpreter's Python.
+_THIS_HOST = {"127.0.0.1", "localhost", socket.gethostname(), socket.getfqdn()}
 
 
 #: A Python exception raised in a worker, as the last line of its traceback.
@@ -62,11 +73,47 @@ def _submitted() -> bool:
     return "spark.master" in os.environ.get("PYSPARK_SUBMIT_ARGS", "") or bool(os.environ.get("SPARK_ENV_LOADED"))
 
 
+def is_connect(spark: SparkSession) -> bool:
+    """Whether ``spark`` is a Spark Connect session (no RDDs, no JVM in this process)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def session_for(spark: SparkConfig) -> SparkSession:
+    """The session of a job's ``spark`` section (:func:`get_session`)."""
+    return get_session(spark.master, spark.conf, log_level=spark.log_level, remote=spark.remote)
+
+
+def _on_this_host(master: str) -> bool:
+    """Whether every host of a ``spark://`` master URL is this machine."""
+    hosts = master.removeprefix("spark://").split(",")
+    return all(host.rsplit(":", 1)[0] in _THIS_HOST for host in hosts)
+
+
+def _connect_session(remote: str, conf: Mapping[str, str] | None, app_name: str) -> SparkSession:
+    """A Spark Connect session on ``remote``, once the server accepts a connection (the
+    client would otherwise retry for ten minutes)."""
+    parsed = urllib.parse.urlparse(remote.split("/;", 1)[0])
+    try:
+        socket.create_connection((parsed.hostname, parsed.port or 15002), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ConfigError(f"option --remote: cannot reach the Spark Connect server '{remote}' ({exc})") from None
+    builder = SparkSession.builder.remote(remote).appName(app_name)
+    for key, value in {**CONNECT_DEFAULTS, **(conf or {})}.items():
+        builder = builder.config(key, value)
+    try:
+        return builder.getOrCreate()
+    except Exception as exc:  # gRPC and PySpark errors alike: no session
+        raise ConfigError(
+            f"option --remote: cannot start a Spark Connect session on '{remote}' ({short_cause(str(exc))})", str(exc)
+        ) from None
+
+
 def get_session(
     master: str | None = None,
     conf: Mapping[str, str] | None = None,
     app_name: str = "normcore",
     log_level: str | None = None,
+    remote: str | None = None,
 ) -> SparkSession:
     """Return the active SparkSession, or create one.
 
@@ -82,28 +129,38 @@ def get_session(
         Log level of Spark and its libraries in a session started here
         (:data:`LOG_CONFIG`); None, and any session spark-submit started, keep Spark's
         own logging.
+    remote : str, optional
+        A Spark Connect URL (``sc://HOST:PORT``): a Connect session there, with ``conf``
+        as its session settings; ``master`` and ``log_level`` do not apply.
 
     Raises
     ------
     ConfigError
-        The session cannot start (an unknown master URL, no reachable cluster), naming
-        ``--master``.
+        The session cannot start (an unknown master URL, no reachable cluster or
+        Connect server), naming ``--master`` or ``--remote``.
 
     Notes
     -----
     An active session is returned as it is: ``master`` and ``conf`` apply only to a
-    new one. With a local master and no ``PYSPARK_PYTHON`` set, Python workers run
-    ``sys.executable``; on a cluster, set ``spark.pyspark.python`` (see the README).
+    new one. Python workers run ``spark.pyspark.python`` when ``conf`` sets it, else
+    ``$PYSPARK_PYTHON``, else, with a local master or a standalone master on this host,
+    ``sys.executable``; on another cluster, ship normcore (see the README).
     """
+    if remote is not None:
+        return _connect_session(remote, conf, app_name)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
     if master is None and not _submitted():
         master = "local[*]"
-    if master is not None and master.startswith("local"):
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     settings = {**LOCAL_DEFAULTS, **(conf or {})}
+    if "spark.pyspark.python" in settings:  # PySpark starts its workers with $PYSPARK_PYTHON
+        os.environ["PYSPARK_PYTHON"] = settings["spark.pyspark.python"]
+    elif master is not None and (
+        master.startswith("local") or (master.startswith("spark://") and _on_this_host(master))
+    ):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if log_level is not None and not _submitted() and "spark.driver.extraJavaOptions" not in settings:
         settings["spark.driver.extraJavaOptions"] = (
             f"-Dlog4j2.configurationFile=file:{LOG_CONFIG} -Dnormcore.spark.logLevel={log_level.lower()}"

@@ -1,18 +1,25 @@
-"""Fit on Spark: one normcore state per partition, merged by a tree; only states travel.
+"""Fit on Spark: one normcore state per partition, merged on the executors; only states travel.
 
 Each task folds its rows into :class:`~normcore.stats.StatsAccumulator` objects with the
 shared combiner (``create_accumulator`` / ``add_batch``), one per key value with a key,
-and emits them as JSON (:meth:`StatsAccumulator.to_dict`). The states are merged with
-``merge_accumulators``: by ``treeAggregate`` (on the executors, then the driver) without a
-key, by ``reduceByKey`` with one. Nothing here computes a statistic.
+and emits them as JSON (:meth:`StatsAccumulator.to_dict`); the states are merged with
+``merge_accumulators``. Nothing here computes a statistic.
 
 Two sources of rows:
 
-* :func:`file_states` (the engine): each task reads its share of the input files
-  (Parquet row groups, or whole CSV files) with Arrow, as the local engine does, so
-  the rows never go through the JVM: several times faster than Spark's row-to-Arrow
-  conversion for ``mapInArrow``, and faster than one native aggregate (BENCHMARKS.md).
-* :func:`frame_states` (:func:`compute_stats`): any DataFrame, through ``mapInArrow``.
+* :func:`file_states` (the engine, on a classic session over local or shared paths):
+  each task reads its share of the input files (Parquet row groups, or whole CSV files)
+  with Arrow, as the local engine does, so the rows never go through the JVM: several
+  times faster than Spark's row-to-Arrow conversion for ``mapInArrow``, and faster than
+  one native aggregate (BENCHMARKS.md). The states meet in a ``treeAggregate`` (no key)
+  or ``reduceByKey`` (:func:`merge_states`).
+* :func:`frame_states` (:func:`compute_stats`): any DataFrame, through ``mapInArrow``,
+  merged per key value by ``groupBy(key).applyInArrow`` (:func:`merge_frame_states`):
+  DataFrame operations only, so it runs on Spark Connect, and on inputs that only Spark's
+  readers reach (``s3a://``, ``hdfs://``).
+
+Either way the merge follows the partitions' order and the key values' sorted order, so
+the same input gives the same artifact.
 
 A task that fails and is retried recomputes its state from its input; only the
 output of the successful attempt reaches the merge, so no row counts twice.
@@ -20,15 +27,16 @@ output of the successful attempt reaches the merge, so no row counts twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from pyspark import RDD
+from pyspark import RDD, TaskContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -48,8 +56,11 @@ from normcore.stats import (
 )
 from pipelines.spark.frames import quote
 
-#: Schema of the state rows ``mapInArrow`` emits: key value (null without a key) and JSON.
-STATE_SCHEMA = "key string, state string"
+#: Schema of the state rows ``mapInArrow`` emits: key value (null without a key), the
+#: partition that folded it (the merge order) and the state as JSON ...
+STATE_SCHEMA = "key string, part int, state string"
+#: ... and of the merged states ``applyInArrow`` returns, one per key value.
+MERGED_SCHEMA = "key string, state string"
 #: Largest share of the input one task reads, and the cost of opening a file, in bytes
 #: (Spark's ``spark.sql.files.maxPartitionBytes`` / ``openCostInBytes`` defaults).
 MAX_SPLIT_BYTES = 128 * 1024 * 1024
@@ -98,7 +109,8 @@ def merge_states(
     if key is None:
         empty = StatsAccumulator.to_json(combiner.create_accumulator())
         return StatsAccumulator.from_json(states.values().treeAggregate(empty, merge, merge, depth=2)), None
-    keyed = {value: StatsAccumulator.from_json(state) for value, state in states.reduceByKey(merge).collect()}
+    found = dict(states.reduceByKey(merge).collect())
+    keyed = {value: StatsAccumulator.from_json(found[value]) for value in sorted(found, key=_null_first)}
     return merge_keyed(combiner, keyed), keyed
 
 
@@ -208,24 +220,69 @@ def _fold_arrow(
     requests: Sequence[ColumnRequest], key: str | None, batches: Iterator[pa.RecordBatch]
 ) -> Iterator[pa.RecordBatch]:
     states = list(fold_encoded(batches, requests, key))
+    part = TaskContext.get().partitionId()
     yield pa.RecordBatch.from_arrays(
-        [pa.array([k for k, _ in states], pa.string()), pa.array([s for _, s in states], pa.string())],
-        names=["key", "state"],
+        [
+            pa.array([k for k, _ in states], pa.string()),
+            pa.array([part] * len(states), pa.int32()),
+            pa.array([s for _, s in states], pa.string()),
+        ],
+        names=["key", "part", "state"],
     )
 
 
-def frame_states(frame: DataFrame, requests: Sequence[ColumnRequest], key: str | None) -> RDD:
-    """``(key, state)`` pairs of ``frame``: ``mapInArrow`` over the requested columns."""
+def frame_states(frame: DataFrame, requests: Sequence[ColumnRequest], key: str | None) -> DataFrame:
+    """Rows ``(key, part, state)`` of ``frame`` (:data:`STATE_SCHEMA`): ``mapInArrow`` over
+    the requested columns, one state per partition and key value."""
     columns = [frame[quote(name)] for name in _columns(requests, key)]
-    states = frame.select(*columns).mapInArrow(partial(_fold_arrow, tuple(requests), key), STATE_SCHEMA)
-    return states.rdd.map(tuple)
+    return frame.select(*columns).mapInArrow(partial(_fold_arrow, tuple(requests), key), STATE_SCHEMA)
+
+
+def _merge_group(requests: Sequence[ColumnRequest], states: pa.Table) -> pa.Table:
+    """The states of one key value (an ``applyInArrow`` group) merged in partition order."""
+    combiner = FeatureStatsCombiner(requests)
+    order = pc.sort_indices(states["part"]).to_pylist()
+    encoded = states["state"].to_pylist()
+    merged = combiner.merge_accumulators([StatsAccumulator.from_json(encoded[i]) for i in order])
+    return pa.table(
+        {"key": pa.array([states["key"][0].as_py()], pa.string()), "state": [combiner.compact(merged).to_json()]}
+    )
+
+
+def _group_merger(requests: Sequence[ColumnRequest]) -> Callable[[pa.Table], pa.Table]:
+    """:func:`_merge_group` of ``requests`` as ``applyInArrow`` takes it (its type hints say
+    which of its forms it is)."""
+
+    def merge_group(states: pa.Table) -> pa.Table:
+        return _merge_group(requests, states)
+
+    return merge_group
+
+
+def merge_frame_states(
+    states: DataFrame, requests: Sequence[ColumnRequest], key: str | None
+) -> tuple[StatsAccumulator, KeyedStats | None]:
+    """Merge :func:`frame_states` on the executors, one ``applyInArrow`` group per key value,
+    and the key values' states on the driver (see :func:`merge_states` for the result)."""
+    combiner = FeatureStatsCombiner(requests)
+    merged = states.groupBy("key").applyInArrow(_group_merger(tuple(requests)), MERGED_SCHEMA).toArrow()
+    found = dict(zip(merged["key"].to_pylist(), merged["state"].to_pylist(), strict=True))
+    keyed = {value: StatsAccumulator.from_json(found[value]) for value in sorted(found, key=_null_first)}
+    if key is None:
+        return keyed.get(None, combiner.create_accumulator()), None
+    return merge_keyed(combiner, keyed), keyed
+
+
+def _null_first(value: str | None) -> tuple[bool, str]:
+    return (value is not None, value or "")
 
 
 def compute_stats(
     frame: DataFrame, requests: Sequence[ColumnRequest], key: str | None = None
 ) -> tuple[StatsAccumulator, KeyedStats | None]:
-    """One pass of statistics over ``frame`` (see :func:`merge_states` for the result)."""
-    return merge_states(frame_states(frame, requests, key), requests, key)
+    """One pass of statistics over ``frame`` (see :func:`merge_states` for the result);
+    DataFrame operations only (Spark Connect works)."""
+    return merge_frame_states(frame_states(frame, requests, key), requests, key)
 
 
 def fit_frame(frame: DataFrame, job: JobConfig, source: str = "<DataFrame>") -> Artifact:

@@ -27,7 +27,7 @@ from normcore.quality.validate import (
 )
 from pipelines.spark.checksum import spark_checksum
 from pipelines.spark.frames import read_frame
-from pipelines.spark.session import get_session
+from pipelines.spark.session import session_for
 
 
 def _non_finite_as_null(frame: DataFrame, columns: Iterable[str]) -> DataFrame:
@@ -45,7 +45,7 @@ def validate(request: ValidationRequest) -> ValidationOutcome:
     from normcore.quality.expectations import SuiteRun
 
     artifact, settings = request.artifact, request.settings
-    spark = get_session(request.spark.master, request.spark.conf, log_level=request.spark.log_level)
+    spark = session_for(request.spark)
     output = open_input(request.input)
     frame = _non_finite_as_null(read_frame(spark, output), artifact.feature_names)
     source = open_source(request.source) if request.source is not None else None
@@ -87,5 +87,3 @@ def validate(request: ValidationRequest) -> ValidationOutcome:
         low, high = extremes[f"min_{i}"], extremes[f"max_{i}"]
         observed[name] = None if low is None else (float(low), float(high))
     return build_outcome(request, plan, run, evaluated_on, expected_rows, rows_origin, passthrough, observed)
-
-

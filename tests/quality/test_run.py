@@ -26,15 +26,16 @@ def _job(root: Path, table: pa.Table, **validation) -> Path:
 
 
 def test_run_validates_and_says_where_everything_went(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # relative paths, as in configs/example.yaml
+    monkeypatch.chdir(tmp_path)  # relative paths, as in configs/local.yaml
     config = _job(Path("."), quality_table(1_500, seed=12))
     assert main(["run", "--config", str(config)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert any(line.startswith("result: PASS (") for line in lines)
-    assert lines[-3].startswith("artifact: artifact.json (1500 rows")
-    assert lines[-2] == "output: normalized (1500 rows)"
+    assert lines[-4].startswith("artifact: artifact.json (1500 rows")
+    assert lines[-3] == "output: normalized (1500 rows)"
+    assert lines[-1].startswith("run: 1500 rows in ") and lines[-1].endswith("input range conformity 100.00%")
     assert (
-        lines[-1] == "validation report: validation (validation_result.json, data docs validation/data_docs/index.html)"
+        lines[-2] == "validation report: validation (validation_result.json, data docs validation/data_docs/index.html)"
     )
     result = json.loads((tmp_path / "validation" / "validation_result.json").read_text())
     assert result["success"] is True

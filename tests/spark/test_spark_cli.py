@@ -174,8 +174,19 @@ def test_a_worker_error_is_one_line_and_verbose_adds_the_java_trace(
         (data / part.name).write_bytes(part.read_bytes())
     broken = sorted(data.iterdir())[1]
     _corrupt(broken)
-    command = [str(BIN / "normcore"), "apply", str(data), "--artifact", str(tmp_path / "a.json"), "--output",
-               str(tmp_path / "out"), "--engine", "spark", "--master", "local[1]"] + (["--verbose"] if verbose else [])
+    command = [
+        str(BIN / "normcore"),
+        "apply",
+        str(data),
+        "--artifact",
+        str(tmp_path / "a.json"),
+        "--output",
+        str(tmp_path / "out"),
+        "--engine",
+        "spark",
+        "--master",
+        "local[1]",
+    ] + (["--verbose"] if verbose else [])
     fit_with("local", {"features": [{"name": "a"}]}, engine_data).save(tmp_path / "a.json")
     done = subprocess.run(command, env=_environment(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 2
@@ -199,3 +210,30 @@ def test_a_bad_master_is_one_line_naming_the_option(tmp_path: Path, capsys) -> N
         "spark://HOST:PORT, yarn or k8s://URL"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.parquet"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "config", "message"),
+    [
+        (["--remote", "http://host:15002"], None,
+         "error: option --remote: 'http://host:15002' is not a Spark Connect URL; expected sc://HOST:PORT"),
+        ([], "spark:\n  remote: sc://host:15002\n  master: local[2]\n",
+         "error: job.yaml: spark: give master (a cluster) or remote (Spark Connect), not both"),
+        ([], "spark:\n  remote: host:15002\n",
+         "error: job.yaml: spark.remote: 'host:15002' is not a Spark Connect URL; expected sc://HOST:PORT"),
+    ],
+)  # fmt: skip
+def test_a_bad_remote_is_one_line_naming_the_option_or_key(
+    tmp_path: Path, capsys, arguments: list[str], config: str | None, message: str
+) -> None:
+    pq.write_table(pa.table({"x": [1.0, 2.0]}), tmp_path / "d.parquet")
+    if config is not None:
+        (tmp_path / "job.yaml").write_text(config)
+        arguments = [*arguments, "--config", str(tmp_path / "job.yaml")]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code = main(["fit", str(tmp_path / "d.parquet"), "--artifact", str(tmp_path / "a.json"), "--engine", "spark",
+                 *arguments])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].replace(str(tmp_path) + "/", "") == message, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -9,12 +9,15 @@ import pyarrow.parquet as pq
 import pytest
 from engine_agreement import assert_artifacts_agree, fit_with
 from pyspark import TaskContext
+from spark_data import engine_table, write_engine_files
 
 from normcore.config import build_job
+from normcore.errors import InputError
 from normcore.fitting import build_artifact
 from normcore.io import open_input
 from normcore.plan import resolve_plan
-from pipelines.spark.frames import read_frame
+from pipelines.spark import engine as spark_engine
+from pipelines.spark.frames import open_url, read_frame
 from pipelines.spark.stats import _parquet_splits, file_states, fit_frame, merge_states, read_splits
 
 ALL_METHODS = {
@@ -48,6 +51,27 @@ def test_fit_of_a_dataframe_agrees_with_local_engine(spark, engine_data: Path) -
     frame = read_frame(spark, open_input(str(engine_data)))
     remote = fit_frame(frame, build_job(config, "test"), source=str(engine_data))
     assert_artifacts_agree(fit_with("local", config, engine_data), remote, rtol=1e-12)
+
+
+def test_fit_of_a_url_spark_reads_agrees_with_local_engine(spark, tmp_path: Path) -> None:
+    """An input only Spark's readers reach (here ``file://``, as ``s3a://`` would be) is fitted
+    through a DataFrame of it: the local engine's artifact, keyed and not."""
+    data = write_engine_files(engine_table(), tmp_path / "input", promote=False)
+    source = open_url(spark, data.as_uri())
+    assert source.files == () and source.schema.names == open_input(str(data)).schema.names
+    for key in (None, "k_str"):
+        config = {**ALL_METHODS, "key": key}
+        job = build_job({**config, "engine": "spark"}, "test")
+        remote = spark_engine.fit(job, resolve_plan(job, source.schema, source.path), source)
+        assert_artifacts_agree(fit_with("local", config, data), remote, rtol=1e-12)
+
+
+def test_an_unreadable_url_names_it(spark, engine_data: Path, tmp_path: Path) -> None:
+    """A missing URL, and files whose types Spark's reader cannot merge (int32 and int64
+    ``c``; a local path would be read with the unified schema): the message names the URL."""
+    for url in ((tmp_path / "missing").as_uri(), engine_data.as_uri()):
+        with pytest.raises(InputError, match=f"cannot read input '{url}' with Spark"):
+            open_url(spark, url)
 
 
 def test_row_group_splits_cover_each_row_once(engine_data: Path) -> None:
