@@ -12,7 +12,7 @@ TORCH_PIN := torch==2.13.0
 LOCK := locks/requirements.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock run test chromium lint bench bench-core bench-quality bench-gpu
+.PHONY: help setup lock run sample test chromium lint bench bench-core bench-quality bench-gpu
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -30,9 +30,11 @@ setup: $(STAMP) ## create .venv (if missing) and install normcore with every ext
 lock: ## refresh locks/requirements.txt within pyproject.toml's ranges (then review and `make test`)
 	TORCH_PIN=$(TORCH_PIN) PYTHON=$(PYTHON) locks/refresh.sh
 
-run: setup ## fit + apply + validate the bundled job on sample data; ends with where the artifact, output and report went
+run: sample ## fit + apply + validate the bundled job on sample data; ends with where the artifact, output and report went
+	$(VENV)/bin/normcore run --config configs/local.yaml --overwrite
+
+sample: setup ## write the sample data of configs/local.yaml, beam_local.yaml and spark_local.yaml (data/sample)
 	$(PY) -m normcore.sample data/sample --rows 200000 --files 4
-	$(VENV)/bin/normcore run --config configs/example.yaml --overwrite
 
 test: setup chromium ## run the whole test suite
 	$(PY) -m pytest

@@ -12,7 +12,7 @@
 2. Drift false positives. Fits the project's sample distribution
    (:mod:`normcore.sample`) and runs ``measure_drift`` on 20 fresh samples of the
    same distribution (seeds 100-119) and on 5 price-shifted ones, with the default
-   thresholds and with ``configs/example.yaml``'s; reports how many samples and
+   thresholds and with ``configs/local.yaml``'s; reports how many samples and
    which features were flagged.
 
 Usage: ``python bench/bench_quality.py [--rows N] [--repeat R] [--skip-drift] [--skip-validation]``.
@@ -152,7 +152,7 @@ def validation_vs_fit(rows: int, repeat: int) -> dict:
 
 def drift_false_positives(rows: int, reference_rows: int) -> dict:
     """Drift verdicts on 20 fresh and 5 shifted samples, with the default thresholds and with
-    ``configs/example.yaml``'s (which turns off the variance ratio of the Pareto feature)."""
+    ``configs/local.yaml``'s (which turns off the variance ratio of the Pareto feature)."""
     from normcore.api import fit
     from normcore.config import DriftConfig, build_job, read_config_file
     from normcore.io import open_input
@@ -166,7 +166,7 @@ def drift_false_positives(rows: int, reference_rows: int) -> dict:
     artifact = fit(generate_sample(reference_rows, seed=7), features=",".join(features), sketch=True)
     settings = {
         "defaults": DriftConfig(),
-        "example.yaml": build_job(read_config_file(ROOT / "configs" / "example.yaml"), "example.yaml").drift,
+        "local.yaml": build_job(read_config_file(ROOT / "configs" / "local.yaml"), "local.yaml").drift,
     }
 
     def flagged(table: pa.Table) -> dict[str, list[str]]:

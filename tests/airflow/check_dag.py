@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--airflow", required=True, help="the airflow binary of the Airflow venv")
     parser.add_argument("--normcore", required=True, help="the normcore CLI binary the DAG runs")
-    parser.add_argument("--config", default=str(REPO / "configs" / "example.yaml"), help="normcore job file")
+    parser.add_argument("--config", default=str(REPO / "configs" / "local.yaml"), help="normcore job file")
     args = parser.parse_args(argv)
     started = time.monotonic()
     # a space and a quote in every path: the DAG must quote its params for bash (not a $:
