@@ -82,6 +82,25 @@ bench-tft: setup $(TFT_VENV)/.installed ## Beam benchmark side by side with tft 
 bench-spark: setup ## Spark engine benchmark: fit + apply + write of 2M rows vs MLlib and native SQL (figures go to BENCHMARKS.md by hand)
 	$(PY) bench/bench_spark.py
 
+# normcore's local engine against polars and DuckDB doing the same job (issue 12); the
+# peers live in their own venv, installed only from locks/peers.txt.
+PEERS_VENV ?= .venv-peers
+.PHONY: bench-peers lock-peers
+
+$(PEERS_VENV)/.installed: locks/peers.txt
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	echo '*' > $(PEERS_VENV)/.gitignore
+	$(PEERS_VENV)/bin/pip install -q --require-hashes -r locks/peers.txt
+	touch $@
+
+bench-peers: setup $(PEERS_VENV)/.installed ## local fit + apply vs polars and DuckDB on 8M rows x 8 columns, and vs bare pyarrow scans (figures go to BENCHMARKS.md by hand)
+	$(PY) bench/bench_local_peers.py --peers-python $(PEERS_VENV)/bin/python
+
+lock-peers: ## re-resolve locks/peers.in into locks/peers.txt (with hashes)
+	test -x build/uv/bin/uv || ($(PYTHON) -m venv build/uv && build/uv/bin/pip install -q $(UV_PIN))
+	build/uv/bin/uv pip compile --quiet --upgrade --universal --python-version 3.11 --generate-hashes \
+		--custom-compile-command 'make lock-peers' locks/peers.in -o locks/peers.txt
+
 # LayerNorm / RMSNorm kernels (issue 10): needs a CUDA GPU; elsewhere it prints that it skipped.
 bench-gpu: setup ## LayerNorm / RMSNorm kernels vs torch and Liger: GB/s and % of peak bandwidth (CUDA GPU)
 	$(PY) bench/layernorm_gpu.py

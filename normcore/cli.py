@@ -66,6 +66,7 @@ def _add_job_options(parser: argparse.ArgumentParser, *, fit: bool, apply: bool)
             "--overwrite", action="store_true", default=None, help="replace an existing output directory"
         )
     parser.add_argument("--batch-size", type=int, help="local engine: rows per Arrow batch")
+    parser.add_argument("--workers", type=int, help="local engine: worker threads (default: the cores)")
     parser.add_argument("--master", help="spark engine: master URL (default local[*])")
     parser.add_argument("--remote", metavar="sc://HOST:PORT", help="spark engine: a Spark Connect server")
     parser.add_argument("--conf", action="append", metavar="K=V", help="spark engine: a Spark conf entry (repeatable)")
@@ -81,6 +82,7 @@ def _add_quality_options(parser: argparse.ArgumentParser, input_help: str, *, sp
     parser.add_argument("--artifact", help="artifact JSON path (default: config 'artifact')")
     parser.add_argument("--config", help="YAML job file (its validation / drift / spark sections apply)")
     parser.add_argument("--batch-size", type=int, help="local engine: rows per Arrow batch")
+    parser.add_argument("--workers", type=int, help="local engine: worker threads (default: the cores)")
     parser.set_defaults(engine=None, master=None, remote=None, conf=None, runner=None)
     if spark:
         parser.add_argument("--engine", help="local (default) or spark")
@@ -194,9 +196,14 @@ def _features_over_config(selected: list[Any], configured: Any) -> list[dict[str
 
 
 def engine_sections(args: argparse.Namespace, config: dict[str, Any]) -> None:
-    """Fold engine options (``--batch-size``, ``--master``, ``--conf``, ``--runner``) into ``config``."""
+    """Fold engine options (``--batch-size``, ``--workers``, ``--master``, ``--remote``,
+    ``--conf``, ``--runner``) into ``config``."""
     if args.batch_size is not None:
         config.setdefault("local", {})["batch_size"] = args.batch_size
+    if getattr(args, "workers", None) is not None:
+        if args.workers < 1:
+            raise ConfigError(f"option --workers: {args.workers} is not a number of threads (at least 1)")
+        config.setdefault("local", {})["workers"] = args.workers
     if args.master is not None:
         problem = spark_master_problem(args.master)
         if problem:
@@ -546,7 +553,9 @@ def cmd_drift(args: argparse.Namespace, argv: list[str]) -> int:
     report = job.drift.report
     target = _report_target(report, "drift") if report is not None else None
     with _writes(_quality_reads(args, source, artifact_path), {"--report": (target, report)} if target else {}):
-        outcome = measure_drift(artifact, source, job.drift, artifact_path, job.local.batch_size)
+        outcome = measure_drift(
+            artifact, source, job.drift, artifact_path, job.local.batch_size, job.local.worker_count()
+        )
         written = write_drift_report(outcome, target) if target is not None else None
     print(render_drift(outcome))
     if written is not None:

@@ -8,6 +8,7 @@ with ``extra="forbid"``: a misspelt key fails at start-up with its path, e.g.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -39,10 +40,16 @@ class FeatureConfig(_Strict):
 
 
 class LocalConfig(_Strict):
-    """Local engine: Arrow batch size and rows per output Parquet file."""
+    """Local engine: Arrow batch size, rows per output Parquet file, and worker threads
+    (default: the cores this process may use)."""
 
     batch_size: int = Field(131_072, ge=1)
     rows_per_file: int = Field(2_000_000, ge=1)
+    workers: int | None = Field(None, ge=1)
+
+    def worker_count(self) -> int:
+        """``workers``, or the number of cores this process may run on."""
+        return self.workers or len(os.sched_getaffinity(0))
 
 
 class BeamConfig(_Strict):

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -30,6 +31,12 @@ from normcore.paths import is_url, local_path
 #: Names of CSV files (any other input file is read as Parquet).
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2")
 
+#: Largest fragment (:meth:`InputSource.fragments` of a parallel read), in compressed bytes
+#: of Parquet row groups (a larger row group is a fragment alone).
+FRAGMENT_BYTES = 32 * 1024 * 1024
+
+T = TypeVar("T")
+
 #: Parquet files normcore writes carry a CRC32 checksum on every page ...
 PARQUET_WRITE_OPTIONS = {"write_page_checksum": True}
 
@@ -37,6 +44,18 @@ PARQUET_WRITE_OPTIONS = {"write_page_checksum": True}
 def parquet_scan_options(**options) -> ds.ParquetFragmentScanOptions:
     """... and every Parquet page normcore reads is verified against its checksum, when it has one."""
     return ds.ParquetFragmentScanOptions(page_checksum_verification=True, **options)
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """A share of an input read as one unit of work: some row groups of one Parquet file
+    (``row_groups``), or a whole file (None: a CSV file). ``size`` is its compressed bytes
+    (a CSV file's size) and ``rows`` its row count (None for CSV)."""
+
+    path: str
+    row_groups: tuple[int, ...] | None
+    size: int
+    rows: int | None
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,88 @@ class InputSource:
     def count_rows(self) -> int:
         """Row count (Parquet: from footers only; CSV: a scan)."""
         return self.dataset().count_rows()
+
+    def fragments(self, max_bytes: int) -> list[Fragment]:
+        """The input cut into :class:`Fragment` objects, in file order: each Parquet file at
+        row group boundaries into runs of at most ``max_bytes`` compressed bytes (a larger
+        row group is a fragment alone), each CSV file whole. The cut depends on the files
+        only, so work split by fragments merges to the same result whoever reads them."""
+        found: list[Fragment] = []
+        for path in self.files:
+            try:
+                with self._open(path) as stream:
+                    if self.format != "parquet":
+                        found.append(Fragment(path, None, stream.size(), None))
+                        continue
+                    metadata = pq.ParquetFile(stream).metadata
+            except (pa.ArrowException, OSError) as exc:
+                raise InputError(f"cannot read input file '{path}': {_first_line(exc)}") from None
+            groups: list[int] = []
+            size = rows = 0
+            for index in range(metadata.num_row_groups):
+                row_group = metadata.row_group(index)
+                group_size = sum(row_group.column(c).total_compressed_size for c in range(row_group.num_columns))
+                if groups and size + group_size > max_bytes:
+                    found.append(Fragment(path, tuple(groups), size, rows))
+                    groups, size, rows = [], 0, 0
+                groups.append(index)
+                size += group_size
+                rows += row_group.num_rows
+            if groups:
+                found.append(Fragment(path, tuple(groups), size, rows))
+        return found
+
+    def _open(self, path: str) -> pa.NativeFile:
+        if self.filesystem is None:
+            return pa.memory_map(path) if self.format == "parquet" else pa.OSFile(path)
+        return self.filesystem.open_input_file(path)
+
+    def read_fragment(
+        self, fragment: Fragment, columns: Sequence[str] | None = None, batch_size: int = 131_072
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream ``fragment``'s record batches, cast to the unified schema, with the bounded
+        memory of :meth:`batches`.
+
+        Raises
+        ------
+        InputError
+            The file cannot be read (named in the message).
+        """
+        selected = list(columns) if columns is not None else None
+        options = parquet_scan_options(pre_buffer=False) if self.format == "parquet" else None
+        scan = {"batch_size": batch_size, "batch_readahead": 1, "fragment_scan_options": options, "use_threads": False}
+        try:
+            dataset = ds.dataset(
+                fragment.path, format=self.file_format(), schema=self.schema, filesystem=self.filesystem
+            )
+            if fragment.row_groups is None:
+                yield from dataset.to_batches(columns=selected, fragment_readahead=1, **scan)
+                return
+            (whole,) = dataset.get_fragments()
+            part = whole.subset(row_group_ids=list(fragment.row_groups))
+            yield from part.to_batches(schema=self.schema, columns=selected, **scan)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"cannot read input file '{fragment.path}': {_first_line(exc)}") from None
+
+    def map_fragments(
+        self,
+        fold: Callable[[Iterator[pa.RecordBatch]], T],
+        columns: Sequence[str] | None,
+        batch_size: int,
+        workers: int,
+    ) -> list[T]:
+        """``fold`` of each fragment's batches (:meth:`read_fragment`), on ``workers`` threads
+        (Arrow's readers and normcore's kernels release the GIL); the results in fragment
+        order, so merging them in that order does not depend on ``workers``."""
+        fragments = self.fragments(FRAGMENT_BYTES)
+
+        def fold_one(fragment: Fragment) -> T:
+            return fold(self.read_fragment(fragment, columns, batch_size))
+
+        if workers <= 1 or len(fragments) <= 1:
+            return [fold_one(fragment) for fragment in fragments]
+        with ThreadPoolExecutor(min(workers, len(fragments))) as pool:
+            return list(pool.map(fold_one, fragments))
 
     def batches(self, columns: Sequence[str] | None = None, batch_size: int = 131_072) -> Iterator[pa.RecordBatch]:
         """Stream record batches in file order with bounded memory.
@@ -243,7 +344,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 class RollingParquetWriter:
-    """Writes batches to ``part-00000.parquet``, ``part-00001.parquet``, ... in ``directory``.
+    """Writes batches to ``PREFIX-00000.parquet``, ``PREFIX-00001.parquet``, ... in ``directory``.
 
     A new file starts once the current one holds ``rows_per_file`` rows, so output
     files stay a manageable size and row order is preserved across them.
@@ -258,11 +359,13 @@ class RollingParquetWriter:
         schema: pa.Schema,
         rows_per_file: int = 2_000_000,
         dictionary_columns: Sequence[str] = (),
+        prefix: str = "part",
     ) -> None:
         self.directory = Path(directory)
         self.schema = schema
         self.rows_per_file = rows_per_file
         self.dictionary_columns = list(dictionary_columns)
+        self.prefix = prefix
         self.files: list[Path] = []
         self._writer: pq.ParquetWriter | None = None
         self._rows_in_file = 0
@@ -281,7 +384,7 @@ class RollingParquetWriter:
     def _open_next(self) -> None:
         if self._writer is not None:
             self._writer.close()
-        path = self.directory / f"part-{len(self.files):05d}.parquet"
+        path = self.directory / f"{self.prefix}-{len(self.files):05d}.parquet"
         self._writer = pq.ParquetWriter(
             path, self.schema, use_dictionary=self.dictionary_columns or False, **PARQUET_WRITE_OPTIONS
         )

@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 from normcore.artifact import Artifact
 from normcore.config import DriftConfig, DriftThresholds
@@ -31,7 +34,7 @@ from normcore.errors import ConfigError, InputError
 from normcore.io import InputSource, require_rows
 from normcore.paths import Target
 from normcore.quality.checks import require_features
-from normcore.stats import ColumnRequest, FeatureStatsCombiner, QuantileSketch
+from normcore.stats import ColumnRequest, FeatureStatsCombiner, QuantileSketch, StatsAccumulator, fold_batches
 from normcore.stats.compare import population_stability_index, standardized_mean_shift, variance_ratio
 from normcore.text import number
 
@@ -131,9 +134,16 @@ def _reasons(shift: float, ratio: float, psi: float | None, thresholds: DriftThr
 
 
 def measure_drift(
-    artifact: Artifact, source: InputSource, thresholds: DriftConfig, artifact_path: str, batch_size: int = 131_072
+    artifact: Artifact,
+    source: InputSource,
+    thresholds: DriftConfig,
+    artifact_path: str,
+    batch_size: int = 131_072,
+    workers: int = 1,
 ) -> DriftOutcome:
-    """Compare ``source`` (raw data) with the statistics ``artifact`` was fitted on.
+    """Compare ``source`` (raw data) with the statistics ``artifact`` was fitted on, reading
+    it on ``workers`` threads (the states merge in fragment order: the same outcome for
+    any ``workers``).
 
     Raises
     ------
@@ -166,9 +176,12 @@ def measure_drift(
         for name in artifact.feature_names
     ]
     combiner = FeatureStatsCombiner(requests)
-    accumulator = combiner.create_accumulator()
-    for batch in source.batches(artifact.feature_names, batch_size):
-        combiner.add_batch(accumulator, batch)
+
+    def fold(batches: Iterable[pa.RecordBatch]) -> StatsAccumulator:
+        return fold_batches(FeatureStatsCombiner(requests), batches)[0]
+
+    shares = source.map_fragments(fold, artifact.feature_names, batch_size, workers)
+    accumulator = combiner.merge_accumulators([combiner.create_accumulator(), *shares])
     require_rows(accumulator.rows, source.path)
     features = []
     for name, reference in references.items():

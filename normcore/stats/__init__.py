@@ -8,6 +8,7 @@ from normcore.stats.combiner import (
     StatsAccumulator,
     as_float64,
     fold_batches,
+    merge_folds,
     merge_keyed,
 )
 from normcore.stats.moments import MomentsState
@@ -27,5 +28,6 @@ __all__ = [
     "StatsAccumulator",
     "as_float64",
     "fold_batches",
+    "merge_folds",
     "merge_keyed",
 ]

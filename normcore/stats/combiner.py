@@ -284,6 +284,24 @@ def fold_batches(
     return merge_keyed(combiner, keyed), keyed
 
 
+def merge_folds(
+    combiner: FeatureStatsCombiner, folds: Iterable[tuple[StatsAccumulator, KeyedStats | None]], key: str | None
+) -> tuple[StatsAccumulator, KeyedStats | None]:
+    """Merge the :func:`fold_batches` results of consecutive shares of the data, in the order
+    given (so the result depends on the shares, not on who folded them): the result of one
+    fold over all of them, as far as merging is exact."""
+    if key is None:
+        return combiner.merge_accumulators(accumulator for accumulator, _ in folds), None
+    keyed: KeyedStats = {}
+    for _, share in folds:
+        for value, state in share.items():
+            if value in keyed:
+                keyed[value].merge(state)
+            else:
+                keyed[value] = state
+    return merge_keyed(combiner, keyed), keyed
+
+
 def merge_keyed(combiner: FeatureStatsCombiner, keyed: Mapping[str | None, StatsAccumulator]) -> StatsAccumulator:
     """The statistics over every row of a keyed fold: the merge of every key's, null key included."""
     return combiner.merge_accumulators([combiner.create_accumulator(), *keyed.values()])

@@ -28,23 +28,19 @@ output of the successful attempt reaches the merge, so no row counts twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 from pyspark import RDD, TaskContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from normcore.artifact import Artifact
 from normcore.config import JobConfig
-from normcore.errors import InputError
 from normcore.fitting import fit_in_passes
-from normcore.io import InputSource
+from normcore.io import Fragment, InputSource
 from normcore.plan import resolve_plan
 from normcore.stats import (
     ColumnRequest,
@@ -117,82 +113,27 @@ def merge_states(
 # ------------------------------------------------------------------- file input
 
 
-@dataclass(frozen=True)
-class FileSplit:
-    """Part of one input file read by one task: Parquet row groups, or the whole file."""
-
-    path: str
-    row_groups: tuple[int, ...] | None
-    size: int
-
-
-def _parquet_splits(path: str, max_bytes: int) -> list[FileSplit]:
-    metadata = pq.ParquetFile(path).metadata
-    splits: list[FileSplit] = []
-    if metadata.num_row_groups == 0:
-        return splits
-    groups: list[int] = []
-    size = 0
-    for index in range(metadata.num_row_groups):
-        row_group = metadata.row_group(index)
-        group_size = sum(row_group.column(c).total_compressed_size for c in range(row_group.num_columns))
-        if groups and size + group_size > max_bytes:
-            splits.append(FileSplit(path, tuple(groups), size))
-            groups, size = [], 0
-        groups.append(index)
-        size += group_size
-    if groups:
-        splits.append(FileSplit(path, tuple(groups), size))
-    return splits
-
-
-def file_tasks(source: InputSource, parallelism: int) -> list[list[FileSplit]]:
+def file_tasks(source: InputSource, parallelism: int) -> list[list[Fragment]]:
     """Cut ``source`` into tasks as Spark sizes file partitions.
 
     Split size: ``min(MAX_SPLIT_BYTES, max(OPEN_COST_BYTES, total / parallelism))``,
     total counting each file's size plus the open cost. Parquet files are cut at row
-    group boundaries; CSV files are read whole. Consecutive small splits share a task.
+    group boundaries (:meth:`~normcore.io.InputSource.fragments`); CSV files are read
+    whole. Consecutive small fragments share a task.
     """
     sizes = [Path(path).stat().st_size for path in source.files]
     total = sum(sizes) + OPEN_COST_BYTES * len(sizes)
     max_bytes = min(MAX_SPLIT_BYTES, max(OPEN_COST_BYTES, total // max(parallelism, 1)))
-    splits: list[FileSplit] = []
-    for path, size in zip(source.files, sizes, strict=True):
-        if source.format == "parquet":
-            splits.extend(_parquet_splits(path, max_bytes))
-        else:
-            splits.append(FileSplit(path, None, size))
-    tasks: list[list[FileSplit]] = [[]]
+    tasks: list[list[Fragment]] = [[]]
     task_bytes = 0
-    for split in splits:
-        cost = split.size + OPEN_COST_BYTES
+    for fragment in source.fragments(max_bytes):
+        cost = fragment.size + OPEN_COST_BYTES
         if tasks[-1] and task_bytes + cost > max_bytes:
             tasks.append([])
             task_bytes = 0
-        tasks[-1].append(split)
+        tasks[-1].append(fragment)
         task_bytes += cost
     return tasks
-
-
-def read_splits(splits: Iterable[FileSplit], source: InputSource, columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
-    """Record batches of ``columns`` from ``splits``, cast to the source's unified schema.
-
-    Raises
-    ------
-    InputError
-        A file cannot be read (named in the message).
-    """
-    for split in splits:
-        try:
-            dataset = ds.dataset(split.path, format=source.file_format(), schema=source.schema)
-            if split.row_groups is None:
-                yield from dataset.to_batches(columns=list(columns), batch_size=BATCH_ROWS)
-                continue
-            (fragment,) = dataset.get_fragments()
-            part = fragment.subset(row_group_ids=list(split.row_groups))
-            yield from part.to_batches(schema=source.schema, columns=list(columns), batch_size=BATCH_ROWS)
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"cannot read input file '{split.path}': {exc}") from None
 
 
 def _columns(requests: Sequence[ColumnRequest], key: str | None) -> list[str]:
@@ -200,10 +141,12 @@ def _columns(requests: Sequence[ColumnRequest], key: str | None) -> list[str]:
 
 
 def _fold_tasks(
-    requests: Sequence[ColumnRequest], key: str | None, source: InputSource, tasks: Iterable[list[FileSplit]]
+    requests: Sequence[ColumnRequest], key: str | None, source: InputSource, tasks: Iterable[list[Fragment]]
 ) -> Iterator[tuple[str | None, str]]:
+    columns = _columns(requests, key)
     for task in tasks:
-        yield from fold_encoded(read_splits(task, source, _columns(requests, key)), requests, key)
+        batches = (batch for fragment in task for batch in source.read_fragment(fragment, columns, BATCH_ROWS))
+        yield from fold_encoded(batches, requests, key)
 
 
 def file_states(spark: SparkSession, source: InputSource, requests: Sequence[ColumnRequest], key: str | None) -> RDD:

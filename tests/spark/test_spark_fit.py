@@ -18,7 +18,7 @@ from normcore.io import open_input
 from normcore.plan import resolve_plan
 from pipelines.spark import engine as spark_engine
 from pipelines.spark.frames import open_url, read_frame
-from pipelines.spark.stats import _parquet_splits, file_states, fit_frame, merge_states, read_splits
+from pipelines.spark.stats import file_states, fit_frame, merge_states
 
 ALL_METHODS = {
     "features": [
@@ -77,9 +77,9 @@ def test_an_unreadable_url_names_it(spark, engine_data: Path, tmp_path: Path) ->
 def test_row_group_splits_cover_each_row_once(engine_data: Path) -> None:
     source = open_input(str(engine_data))
     path = source.files[1]
-    splits = _parquet_splits(path, max_bytes=1)
-    assert [s.row_groups for s in splits] == [(i,) for i in range(pq.ParquetFile(path).metadata.num_row_groups)]
-    rows = pa.Table.from_batches(list(read_splits(splits, source, ["id"])))
+    fragments = [f for f in source.fragments(max_bytes=1) if f.path == path]
+    assert [f.row_groups for f in fragments] == [(i,) for i in range(pq.ParquetFile(path).metadata.num_row_groups)]
+    rows = pa.Table.from_batches([b for f in fragments for b in source.read_fragment(f, ["id"])])
     assert rows.column("id").equals(pq.read_table(path, columns=["id"]).column("id"))
 
 
