@@ -11,7 +11,8 @@ against a long-double two-pass reference.
 * polars: a lazy ``scan_parquet``, the aggregates, then ``sink_parquet`` of the expressions.
 * DuckDB: ``avg`` / ``var_pop`` over ``read_parquet``, then ``COPY ... TO`` Parquet.
 * pyarrow's bare multi-threaded scan of the files (what a fit must read), and a bare
-  read + write copy through ``pyarrow.dataset`` (what an apply must read and write).
+  read + write copy through ``pyarrow.dataset`` with the Parquet settings normcore writes
+  (no dictionary, page checksums): what an apply must read and write.
 
 Usage: ``python bench/bench_local_peers.py --peers-python .venv-peers/bin/python
 [--rows N] [--rounds R]`` (``make bench-peers``). Writes ``bench/results/local_peers.json``.
@@ -70,7 +71,9 @@ print(rows)
 
 BARE_COPY = """
 import sys, pyarrow.dataset as ds
-ds.write_dataset(ds.dataset(sys.argv[1], format="parquet"), sys.argv[2], format="parquet")
+parquet = ds.ParquetFileFormat()
+options = parquet.make_write_options(use_dictionary=False, write_page_checksum=True)
+ds.write_dataset(ds.dataset(sys.argv[1], format="parquet"), sys.argv[2], format=parquet, file_options=options)
 """
 
 
