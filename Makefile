@@ -85,7 +85,7 @@ bench-spark: setup ## Spark engine benchmark: fit + apply + write of 2M rows vs 
 # normcore's local engine against polars and DuckDB doing the same job (issue 12); the
 # peers live in their own venv, installed only from locks/peers.txt.
 PEERS_VENV ?= .venv-peers
-.PHONY: bench-peers lock-peers
+.PHONY: bench-peers bench-startup lock-peers
 
 $(PEERS_VENV)/.installed: locks/peers.txt
 	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
@@ -95,6 +95,9 @@ $(PEERS_VENV)/.installed: locks/peers.txt
 
 bench-peers: setup $(PEERS_VENV)/.installed ## local fit + apply vs polars and DuckDB on 8M rows x 8 columns, and vs bare pyarrow scans (figures go to BENCHMARKS.md by hand)
 	$(PY) bench/bench_local_peers.py --peers-python $(PEERS_VENV)/bin/python
+
+bench-startup: setup ## whole-process start-up: import normcore, inspect, fit / apply of 1k rows (issue 12)
+	$(PY) bench/bench_startup.py
 
 lock-peers: ## re-resolve locks/peers.in into locks/peers.txt (with hashes)
 	test -x build/uv/bin/uv || ($(PYTHON) -m venv build/uv && build/uv/bin/pip install -q $(UV_PIN))

@@ -7,13 +7,47 @@ The public API for training code::
     norm = normcore.Normalizer.from_artifact(art)
     y = norm.transform(data); x = norm.inverse_transform(y)
     art = normcore.fit(data, features=None, method="zscore")
+
+``import normcore`` loads only this module and :mod:`normcore.errors`; each public name
+below imports its module (NumPy, pyarrow, the statistics kernel) on first use, so a
+command or a serving process pays only for what it touches.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from normcore.errors import ArtifactError, ConfigError, InputError, NormcoreError
 
 __version__ = "0.1.0"
 
-from normcore.api import Normalizer, fit  # noqa: E402
-from normcore.artifact import Artifact, load_artifact  # noqa: E402
-from normcore.errors import ArtifactError, ConfigError, InputError, NormcoreError  # noqa: E402
+#: Public name -> the module that defines it (imported on first attribute access).
+_LAZY = {
+    "Artifact": "normcore.artifact",
+    "load_artifact": "normcore.artifact",
+    "Normalizer": "normcore.api",
+    "fit": "normcore.api",
+}
+
+if TYPE_CHECKING:
+    from normcore.api import Normalizer, fit
+    from normcore.artifact import Artifact, load_artifact
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'normcore' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Artifact",

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from normcore.arrays import column_as_float64, float64_column
 from normcore.artifact import Artifact
 from normcore.errors import ArtifactError
 from normcore.io import float64_features
@@ -54,17 +54,6 @@ class ApplyCounts:
             "null_key_rows": self.null_key_rows,
             "unseen_keys_sample": sorted(self.unseen_keys),
         }
-
-
-def column_as_float64(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(float64 values with NaN at nulls, null mask or None)`` of a numeric column."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if not pa.types.is_float64(column.type):
-        column = pc.cast(column, pa.float64(), safe=False)
-    values = column.to_numpy(zero_copy_only=False)
-    mask = column.is_null().to_numpy(zero_copy_only=False) if column.null_count else None
-    return values, mask
 
 
 class BatchNormalizer:
@@ -154,13 +143,13 @@ class BatchNormalizer:
             if batch.schema.get_field_index(key) < 0:
                 raise ArtifactError(f"batch lacks key column '{key}' the artifact was fitted with")
             key_column = batch.column(key)
-        arrays, masks = {}, {}
+        arrays, validity = {}, {}
         for name in self.features:
-            arrays[name], masks[name] = column_as_float64(batch.column(name))
+            arrays[name], validity[name] = column_as_float64(batch.column(name))
         results, counts = self.transform_arrays(arrays, key_column)
         columns = list(batch.columns)
         for name, result in results.items():
-            columns[batch.schema.get_field_index(name)] = pa.array(result, type=pa.float64(), mask=masks[name])
+            columns[batch.schema.get_field_index(name)] = float64_column(result, validity[name])
         return pa.RecordBatch.from_arrays(columns, schema=self.output_schema(batch.schema)), counts
 
     def _groups(

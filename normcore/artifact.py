@@ -41,8 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from normcore.errors import ArtifactError
-from normcore.io import read_json
-from normcore.paths import Target, Writes, file_starts_with, local_path
+from normcore.paths import Target, Writes, file_starts_with, local_path, read_json
 from normcore.stats import QuantileSketch
 from normcore.transforms import Fitted, fitted_from_entry
 

@@ -18,23 +18,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from pydantic import ValidationError
-
-from normcore.config import (
-    JobConfig,
-    build_job,
-    read_config_file,
-    spark_master_problem,
-    spark_remote_problem,
-    validation_message,
-)
 from normcore.errors import CheckFailed, ConfigError, NormcoreError
-from normcore.io import InputSource, open_input, require_rows
 from normcore.paths import Place, Target, Writes, check_disjoint, local_path, os_error_text, writing
 from normcore.run_summary import RunMeter, render_run_summary, summary_document, summary_json, summary_target
 
 if TYPE_CHECKING:
     from normcore.artifact import Artifact
+    from normcore.config import JobConfig
+    from normcore.io import InputSource
 
 Command = Callable[[argparse.Namespace, list[str]], int]
 
@@ -148,6 +139,10 @@ _OPTION_KEYS = {
 
 
 def _option_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from pydantic import ValidationError
+
+    from normcore.config import JobConfig, validation_message
+
     if getattr(args, "input_option", None) is not None:
         if args.input is not None:
             raise ConfigError("INPUT is given twice (as an argument and as --input)")
@@ -171,6 +166,8 @@ def _option_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def load_job(args: argparse.Namespace) -> JobConfig:
     """The job from ``--config`` (if any) with command-line options on top, validated."""
+    from normcore.config import build_job, read_config_file
+
     overrides = _option_overrides(args)
     config: dict[str, Any] = read_config_file(args.config) if args.config else {}
     source = args.config or "options"
@@ -198,6 +195,8 @@ def _features_over_config(selected: list[Any], configured: Any) -> list[dict[str
 def engine_sections(args: argparse.Namespace, config: dict[str, Any]) -> None:
     """Fold engine options (``--batch-size``, ``--workers``, ``--master``, ``--remote``,
     ``--conf``, ``--runner``) into ``config``."""
+    from normcore.config import spark_master_problem, spark_remote_problem
+
     if args.batch_size is not None:
         config.setdefault("local", {})["batch_size"] = args.batch_size
     if getattr(args, "workers", None) is not None:
@@ -275,6 +274,8 @@ class _Storage:
         """The job's input, resolved by the engine where it has its own readers."""
         if hasattr(self.engine, "open_input"):
             return self.engine.open_input(job.input, job)
+        from normcore.io import open_input
+
         return open_input(job.input)
 
     def load_artifact(self, path: str) -> Artifact:
@@ -313,6 +314,8 @@ def _report_target(report: str, command: str) -> Target:
 
 
 def _check_not_empty(source: InputSource) -> None:
+    from normcore.io import require_rows
+
     if source.format == "parquet" and source.files:
         require_rows(source.count_rows(), source.path)
 
@@ -461,6 +464,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 def _quality_job(args: argparse.Namespace) -> JobConfig:
     """The job of ``validate`` / ``drift`` / ``report``: ``--config`` with ``--artifact``,
     ``--report``, ``--mostly`` and engine options on top (INPUT is not the job's input)."""
+    from normcore.config import build_job, read_config_file
+
     config: dict[str, Any] = read_config_file(args.config) if args.config else {}
     if args.artifact is not None:
         config["artifact"] = args.artifact
@@ -507,6 +512,7 @@ def _quality_reads(args: argparse.Namespace, source: InputSource, artifact_path:
 
 def cmd_validate(args: argparse.Namespace, argv: list[str]) -> int:
     """``normcore validate``: check a normalized output against its artifact (exit 1 if not conforming)."""
+    from normcore.io import open_input
     from normcore.quality.render import render_summary
     from normcore.quality.validate import ValidationRequest, open_source, validate
 
@@ -546,6 +552,7 @@ def cmd_inspect(args: argparse.Namespace, argv: list[str]) -> int:
 
 def cmd_drift(args: argparse.Namespace, argv: list[str]) -> int:
     """``normcore drift``: new data's statistics against the artifact's (exit 1 on drift)."""
+    from normcore.io import open_input
     from normcore.quality.drift import measure_drift, render_drift, write_drift_report
 
     job, artifact_path, artifact = _quality_start(args, argv)
@@ -567,6 +574,7 @@ def cmd_drift(args: argparse.Namespace, argv: list[str]) -> int:
 
 def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     """``normcore report``: one self-contained HTML page, before / after the artifact's transforms."""
+    from normcore.io import open_input
     from normcore.paths import file_starts_with
     from normcore.quality.report import GENERATOR, build_report, load_drift
 

@@ -21,7 +21,7 @@ from normcore.transforms import METHODS, method_names
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class FeatureConfig(_Strict):

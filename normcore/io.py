@@ -8,25 +8,30 @@ Every engine resolves its input here first, so a missing file or column is repor
 the same way, before any engine starts.
 
 Where outputs go, and how they are protected, is :mod:`normcore.paths`.
+
+Parquet is read with :class:`pyarrow.parquet.ParquetFile` (row groups, columns, page
+checksums); :mod:`pyarrow.dataset`, whose import loads pandas, is imported only to
+read CSV and to hand a whole dataset to a caller that asks for one.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from normcore.errors import ConfigError, InputError
 from normcore.paths import is_url, local_path
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 #: Names of CSV files (any other input file is read as Parquet).
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2")
@@ -43,6 +48,8 @@ PARQUET_WRITE_OPTIONS = {"write_page_checksum": True}
 
 def parquet_scan_options(**options) -> ds.ParquetFragmentScanOptions:
     """... and every Parquet page normcore reads is verified against its checksum, when it has one."""
+    import pyarrow.dataset as ds
+
     return ds.ParquetFragmentScanOptions(page_checksum_verification=True, **options)
 
 
@@ -77,17 +84,23 @@ class InputSource:
 
     def dataset(self) -> ds.Dataset:
         """A :class:`pyarrow.dataset.Dataset` over the files (Parquet pages verified)."""
+        import pyarrow.dataset as ds
+
         return ds.dataset(list(self.files), format=self.file_format(), schema=self.schema, filesystem=self.filesystem)
 
     def file_format(self) -> ds.FileFormat | str:
         """The files' format for :func:`pyarrow.dataset.dataset` (Parquet: with page checksum verification)."""
+        import pyarrow.dataset as ds
+
         if self.format == "parquet":
             return ds.ParquetFileFormat(default_fragment_scan_options=parquet_scan_options())
         return self.format
 
     def count_rows(self) -> int:
         """Row count (Parquet: from footers only; CSV: a scan)."""
-        return self.dataset().count_rows()
+        if self.format != "parquet":
+            return self.dataset().count_rows()
+        return sum(fragment.rows for fragment in self.fragments(FRAGMENT_BYTES))
 
     def fragments(self, max_bytes: int) -> list[Fragment]:
         """The input cut into :class:`Fragment` objects, in file order: each Parquet file at
@@ -135,21 +148,29 @@ class InputSource:
         InputError
             The file cannot be read (named in the message).
         """
-        selected = list(columns) if columns is not None else None
-        options = parquet_scan_options(pre_buffer=False) if self.format == "parquet" else None
-        scan = {"batch_size": batch_size, "batch_readahead": 1, "fragment_scan_options": options, "use_threads": False}
+        selected = list(columns) if columns is not None else list(self.schema.names)
         try:
-            dataset = ds.dataset(
-                fragment.path, format=self.file_format(), schema=self.schema, filesystem=self.filesystem
-            )
             if fragment.row_groups is None:
-                yield from dataset.to_batches(columns=selected, fragment_readahead=1, **scan)
+                yield from self._read_csv(fragment.path, selected, batch_size)
                 return
-            (whole,) = dataset.get_fragments()
-            part = whole.subset(row_group_ids=list(fragment.row_groups))
-            yield from part.to_batches(schema=self.schema, columns=selected, **scan)
+            with self._open(fragment.path) as stream:
+                reader = pq.ParquetFile(stream, pre_buffer=False, page_checksum_verification=True)
+                present = [name for name in selected if reader.schema_arrow.get_field_index(name) >= 0]
+                target = pa.schema([self.schema.field(name) for name in selected])
+                for batch in reader.iter_batches(
+                    batch_size, row_groups=list(fragment.row_groups), columns=present, use_threads=False
+                ):
+                    yield conform_batch(batch, target)
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"cannot read input file '{fragment.path}': {_first_line(exc)}") from None
+
+    def _read_csv(self, path: str, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
+        import pyarrow.dataset as ds
+
+        dataset = ds.dataset(path, format="csv", schema=self.schema, filesystem=self.filesystem)
+        yield from dataset.to_batches(
+            columns=columns, batch_size=batch_size, batch_readahead=1, fragment_readahead=1, use_threads=False
+        )
 
     def map_fragments(
         self,
@@ -172,26 +193,31 @@ class InputSource:
             return list(pool.map(fold_one, fragments))
 
     def batches(self, columns: Sequence[str] | None = None, batch_size: int = 131_072) -> Iterator[pa.RecordBatch]:
-        """Stream record batches in file order with bounded memory.
+        """Stream record batches in file order with bounded memory: the fragments of
+        :meth:`fragments`, one after another, each read by :meth:`read_fragment`.
 
-        Readahead is limited to one batch and one file, Parquet pre-buffering is
-        off and decoding runs on this thread, so memory grows with ``batch_size``
-        and not with the data: pyarrow's defaults (16 batches x 4 files,
-        pre-buffered row groups) hold about 2 GiB on 20M rows x 8 doubles, and a
-        threaded scan alone still decodes ~500 MiB ahead of a consumer that writes.
+        One row group is decoded at a time, on this thread, without pre-buffering, so memory
+        grows with ``batch_size`` and the row group size and not with the data (pyarrow's
+        dataset scanner, by default, holds about 2 GiB on 20M rows x 8 doubles).
         """
-        options = parquet_scan_options(pre_buffer=False) if self.format == "parquet" else None
-        try:
-            yield from self.dataset().to_batches(
-                columns=list(columns) if columns is not None else None,
-                batch_size=batch_size,
-                batch_readahead=1,
-                fragment_readahead=1,
-                fragment_scan_options=options,
-                use_threads=False,
-            )
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"cannot read input '{self.path}': {_first_line(exc)}") from None
+        for fragment in self.fragments(FRAGMENT_BYTES):
+            yield from self.read_fragment(fragment, columns, batch_size)
+
+
+def conform_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` as ``schema``: columns by name in its order, cast to its types (an ``int32``
+    file in an ``int64`` dataset), and all-null columns for those the file lacks."""
+    if batch.schema.equals(schema):
+        return batch
+    arrays = []
+    for field in schema:
+        index = batch.schema.get_field_index(field.name)
+        if index < 0:
+            arrays.append(pa.nulls(batch.num_rows, field.type))
+            continue
+        column = batch.column(index)
+        arrays.append(column if column.type == field.type else column.cast(field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def float64_features(schema: pa.Schema, features: Sequence[str]) -> pa.Schema:
@@ -213,24 +239,6 @@ def require_rows(rows: int, source: str | None) -> None:
     """
     if rows == 0:
         raise InputError(f"input '{source}' has no rows" if source else "input has no rows")
-
-
-def read_json(location: Path) -> Any:
-    """The JSON document of a file.
-
-    Raises
-    ------
-    ValueError
-        The file cannot be read, is not UTF-8 JSON, or nests too deeply (the message says which).
-    """
-    try:
-        return json.loads(location.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"is not valid JSON ({exc})") from None
-    except RecursionError:
-        raise ValueError("is nested too deeply") from None
-    except OSError as exc:
-        raise ValueError(f"cannot be read ({exc.strerror or exc})") from None
 
 
 def open_input(path: str | None) -> InputSource:
@@ -323,6 +331,8 @@ def _unified_schema(files: Sequence[str], fmt: str, filesystem: pafs.FileSystem 
             if fmt == "parquet":
                 schemas.append(pq.read_schema(file, filesystem=filesystem))
             else:
+                import pyarrow.dataset as ds
+
                 schemas.append(ds.dataset(file, format=fmt, filesystem=filesystem).schema)
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"cannot read '{file}' as {fmt}: {_first_line(exc)}") from None

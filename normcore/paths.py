@@ -538,3 +538,21 @@ def writing(what: str, path: str | os.PathLike[str]) -> Iterator[None]:
         yield
     except OSError as exc:
         raise OutputError(f"cannot write {what} '{path}': {os_error_text(exc)}") from None
+
+
+def read_json(location: Path) -> Any:
+    """The JSON document of a file.
+
+    Raises
+    ------
+    ValueError
+        The file cannot be read, is not UTF-8 JSON, or nests too deeply (the message says which).
+    """
+    try:
+        return json.loads(location.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ValueError("is nested too deeply") from None
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror or exc})") from None

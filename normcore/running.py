@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from normcore.apply import column_as_float64
+from normcore.arrays import column_as_float64, float64_column
 from normcore.errors import ConfigError, InputError
 from normcore.io import float64_features
 from normcore.stats import as_float64
@@ -80,10 +80,10 @@ class EwmNormalizer:
         """``batch`` with every tracked column as float64 ``(x - mean) / std``."""
         columns = list(batch.columns)
         for name, moments in self.columns.items():
-            values, mask = column_as_float64(_column(batch, name))
+            values, validity = column_as_float64(_column(batch, name))
             shift, scale = ewm_zscore(moments)
             result = linear_forward(values, shift, scale, 0.0, None, NUMPY_OPS)
-            columns[batch.schema.get_field_index(name)] = pa.array(result, type=pa.float64(), mask=mask)
+            columns[batch.schema.get_field_index(name)] = float64_column(result, validity)
         return pa.RecordBatch.from_arrays(columns, schema=float64_features(batch.schema, list(self.columns)))
 
     def summary(self) -> dict[str, dict[str, Any]]:

@@ -1,4 +1,6 @@
-"""The CLI loads Beam, Spark, Great Expectations and torch only for commands that need them."""
+"""Each command loads only what it uses: no heavy engine for local commands, and no
+numba / pandas / scipy / pyarrow for ``import normcore`` and ``normcore inspect``
+(start-up cost; its figures are in BENCHMARKS.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 HEAVY = ["apache_beam", "pyspark", "great_expectations", "torch", "matplotlib"]
+#: Modules with an import cost of 0.1 - 0.5 s each that a local command may do without.
+SLOW = ["numba", "pandas", "scipy", "pyarrow", "pyarrow.dataset", "yaml"]
 
 PROBE = """
 import json, sys
@@ -20,20 +24,63 @@ print(json.dumps({"codes": codes, "loaded": [m for m in json.loads(sys.argv[2]) 
 """
 
 
-def test_local_fit_apply_inspect_import_no_heavy_engine(tmp_path: Path) -> None:
-    pq.write_table(pa.table({"x": [1.0, 2.0, 4.0], "y": [3, 1, 2]}), tmp_path / "d.parquet")
-    art, out = str(tmp_path / "a.json"), str(tmp_path / "out")
-    commands = [
-        ["fit", str(tmp_path / "d.parquet"), "--artifact", art],
-        ["apply", str(tmp_path / "d.parquet"), "--artifact", art, "--output", out],
-        ["inspect", art],
-    ]
+def _loaded(commands: list[list[str]], modules: list[str]) -> tuple[list[int], list[str]]:
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(commands), json.dumps(HEAVY)],
+        [sys.executable, "-c", PROBE, json.dumps(commands), json.dumps(modules)],
         capture_output=True,
         text=True,
         check=True,
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["codes"] == [0, 0, 0]
-    assert report["loaded"] == []
+    return report["codes"], report["loaded"]
+
+
+def _fitted(tmp_path: Path) -> tuple[str, str]:
+    data = str(tmp_path / "d.parquet")
+    pq.write_table(pa.table({"x": [1.0, 2.0, 4.0], "y": [3, 1, 2]}), data)
+    art = str(tmp_path / "a.json")
+    codes, _ = _loaded([["fit", data, "--artifact", art]], [])
+    assert codes == [0]
+    return data, art
+
+
+def test_local_fit_apply_inspect_import_no_heavy_engine(tmp_path: Path) -> None:
+    data, art = _fitted(tmp_path)
+    commands = [
+        ["fit", data, "--artifact", str(tmp_path / "b.json")],
+        ["apply", data, "--artifact", art, "--output", str(tmp_path / "out")],
+        ["inspect", art],
+    ]
+    codes, loaded = _loaded(commands, HEAVY)
+    assert codes == [0, 0, 0]
+    assert loaded == []
+
+
+def test_inspect_loads_no_kernel_dataframe_or_arrow(tmp_path: Path) -> None:
+    _, art = _fitted(tmp_path)
+    codes, loaded = _loaded([["inspect", art]], SLOW)
+    assert codes == [0]
+    assert loaded == []
+
+
+def test_parquet_apply_loads_no_kernel_or_pandas(tmp_path: Path) -> None:
+    data, art = _fitted(tmp_path)
+    codes, loaded = _loaded([["apply", data, "--artifact", art, "--output", str(tmp_path / "out")]], SLOW)
+    assert codes == [0]
+    assert loaded == ["pyarrow", "yaml"]  # yaml: the job's config reader (~30 ms)
+
+
+def test_parquet_fit_loads_no_pandas(tmp_path: Path) -> None:
+    data, _ = _fitted(tmp_path)
+    codes, loaded = _loaded([["fit", data, "--artifact", str(tmp_path / "b.json")]], ["pandas", "pyarrow.dataset"])
+    assert codes == [0]
+    assert loaded == []
+
+
+def test_import_normcore_loads_only_itself() -> None:
+    probe = "import json, sys, normcore; print(json.dumps(sorted(m for m in sys.modules if m.startswith('normcore'))))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == ["normcore", "normcore.errors"]
+    attribute = "import normcore; print(normcore.Normalizer.__module__, normcore.load_artifact.__module__)"
+    result = subprocess.run([sys.executable, "-c", attribute], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["normcore.api", "normcore.artifact"]

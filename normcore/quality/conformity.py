@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from normcore.apply import column_as_float64
+from normcore.arrays import column_as_float64
 from normcore.errors import InputError
 from normcore.stats.combiner import ColumnsAccumulator, Combiner
 

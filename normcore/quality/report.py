@@ -27,10 +27,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from normcore.apply import BatchNormalizer, column_as_float64
+from normcore.apply import BatchNormalizer
+from normcore.arrays import column_as_float64
 from normcore.artifact import Artifact
 from normcore.errors import ConfigError
-from normcore.io import InputSource, read_json, require_rows
+from normcore.io import InputSource, require_rows
+from normcore.paths import read_json
 from normcore.quality.checks import expected_ranges, require_features
 from normcore.quality.conformity import ConformityCombiner
 from normcore.quality.drift import REPORT_FILE as DRIFT_FILE

@@ -1,24 +1,67 @@
-"""Exact, mergeable per-column statistics (moments and quantile sketches)."""
+"""Exact, mergeable per-column statistics (moments and quantile sketches).
 
-from normcore.stats.combiner import (
-    ColumnRequest,
-    ColumnStats,
-    FeatureStatsCombiner,
-    KeyedStats,
-    StatsAccumulator,
-    as_float64,
-    fold_batches,
-    merge_folds,
-    merge_keyed,
-)
-from normcore.stats.moments import MomentsState
-from normcore.stats.quantiles import DEFAULT_SKETCH_K, QuantileSketch
-from normcore.stats.search import SearchRequest, SearchState
+Names are imported from their modules on first use (PEP 562), so reading an artifact
+does not load the compiled moments kernel (numba) or pyarrow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: Public name -> the module that defines it.
+_LAZY = {
+    "ColumnRequest": "normcore.stats.combiner",
+    "ColumnStats": "normcore.stats.combiner",
+    "FeatureStatsCombiner": "normcore.stats.combiner",
+    "KeyedStats": "normcore.stats.combiner",
+    "StatsAccumulator": "normcore.stats.combiner",
+    "as_float64": "normcore.stats.combiner",
+    "fold_batches": "normcore.stats.combiner",
+    "merge_folds": "normcore.stats.combiner",
+    "merge_keyed": "normcore.stats.combiner",
+    "MomentsState": "normcore.stats.moments",
+    "DEFAULT_SKETCH_K": "normcore.stats.quantiles",
+    "QuantileSketch": "normcore.stats.quantiles",
+    "SearchRequest": "normcore.stats.search",
+    "SearchState": "normcore.stats.search",
+}
+
+if TYPE_CHECKING:
+    from normcore.stats.combiner import (
+        ColumnRequest,
+        ColumnStats,
+        FeatureStatsCombiner,
+        KeyedStats,
+        StatsAccumulator,
+        as_float64,
+        fold_batches,
+        merge_folds,
+        merge_keyed,
+    )
+    from normcore.stats.moments import MomentsState
+    from normcore.stats.quantiles import DEFAULT_SKETCH_K, QuantileSketch
+    from normcore.stats.search import SearchRequest, SearchState
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'normcore.stats' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
-    "DEFAULT_SKETCH_K",
     "ColumnRequest",
     "ColumnStats",
+    "DEFAULT_SKETCH_K",
     "FeatureStatsCombiner",
     "KeyedStats",
     "MomentsState",

@@ -11,21 +11,21 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from normcore.errors import InputError
-from normcore.keys import key_groups
 from normcore.stats.moments import MomentsState
 from normcore.stats.quantiles import DEFAULT_SKETCH_K, QuantileSketch
 from normcore.stats.search import SearchRequest, SearchState
 
-#: What ``add_batch`` accepts: an Arrow batch / table or a mapping of column name
-#: to an Arrow array or a NumPy array.
-Batch = pa.RecordBatch | pa.Table | Mapping[str, Any]
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    #: What ``add_batch`` accepts: an Arrow batch / table or a mapping of column name
+    #: to an Arrow array or a NumPy array.
+    Batch = pa.RecordBatch | pa.Table | Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -273,6 +273,10 @@ def fold_batches(
             if advance is not None:
                 advance(batch.num_rows)
         return accumulator, None
+    import pyarrow as pa
+
+    from normcore.keys import key_groups
+
     keyed: KeyedStats = {}
     for batch in batches:
         for value, rows in key_groups(batch.column(key)):
@@ -308,6 +312,8 @@ def merge_keyed(combiner: FeatureStatsCombiner, keyed: Mapping[str | None, Stats
 
 
 def _num_rows(batch: Batch) -> int:
+    import pyarrow as pa  # imported where batches are read, not by `import normcore`
+
     if isinstance(batch, (pa.RecordBatch, pa.Table)):
         return batch.num_rows
     first = next(iter(batch.values()), None)
@@ -315,6 +321,8 @@ def _num_rows(batch: Batch) -> int:
 
 
 def _column(batch: Batch, name: str) -> Any:
+    import pyarrow as pa
+
     if isinstance(batch, (pa.RecordBatch, pa.Table)):
         index = batch.schema.get_field_index(name)
         if index < 0:
@@ -327,6 +335,8 @@ def _column(batch: Batch, name: str) -> Any:
 
 def _float64_chunks(column: Any, name: str) -> Iterable[tuple[np.ndarray, int]]:
     """Yield ``(float64 values without nulls, null count)`` per chunk of ``column``."""
+    import pyarrow as pa
+
     if isinstance(column, pa.ChunkedArray):
         for chunk in column.chunks:
             yield from _float64_chunks(chunk, name)
@@ -355,6 +365,11 @@ def as_float64(array: pa.Array, name: str) -> np.ndarray:
     ndarray of float64, shape (n_valid,)
         Zero-copy for a float64 array without nulls.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from normcore.arrays import float64_values
+
     kind = array.type
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
         raise InputError(f"column '{name}' has type {kind}, expected an integer or float type")
@@ -362,4 +377,4 @@ def as_float64(array: pa.Array, name: str) -> np.ndarray:
         array = array.drop_null()
     if not pa.types.is_float64(kind):
         array = pc.cast(array, pa.float64(), safe=False)
-    return array.to_numpy(zero_copy_only=False)
+    return float64_values(array)

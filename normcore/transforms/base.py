@@ -47,7 +47,7 @@ FLOAT_MAX = float(np.finfo(np.float64).max)
 class MethodParams(BaseModel):
     """Base of every method's parameters: unknown keys are rejected, values frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 @dataclass(frozen=True)

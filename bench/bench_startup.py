@@ -1,0 +1,87 @@
+"""Start-up cost of normcore processes (issue 12): what a command pays before its first row.
+
+Each probe is a whole process started from scratch, run ``--rounds`` times interleaved;
+the table gives the median wall seconds and, beside it, the bare interpreter and the
+imports normcore cannot do without (NumPy; pyarrow for commands that read data). The
+``fit`` / ``apply`` probes run on a 1,000-row file, so their time is start-up, not work.
+
+``--root DIR`` runs the probes against the normcore checkout in DIR (its package first on
+``sys.path``, with this interpreter's packages), for before / after figures from a
+``git worktree`` of an older commit.
+
+Usage: ``python bench/bench_startup.py [--rounds R] [--root DIR]`` (``make bench-startup``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def probes(work: Path) -> dict[str, list[str]]:
+    """Name -> argv of every probe (data and artifact under ``work``)."""
+    data, artifact, output = work / "d.parquet", work / "a.json", work / "out"
+    cli = [sys.executable, "-m", "normcore.cli"]
+    return {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "import numpy": [sys.executable, "-c", "import numpy"],
+        "import pyarrow": [sys.executable, "-c", "import pyarrow"],
+        "import normcore": [sys.executable, "-c", "import normcore"],
+        "normcore.Normalizer (load artifact)": [
+            sys.executable,
+            "-c",
+            f"import normcore; normcore.Normalizer.from_artifact({str(artifact)!r})",
+        ],
+        "normcore inspect": [*cli, "inspect", str(artifact)],
+        "normcore fit (1k rows)": [*cli, "fit", str(data), "--artifact", str(work / "b.json")],
+        "normcore apply (1k rows)": [*cli, "apply", str(data), "--artifact", str(artifact), "--output", str(output)],
+    }
+
+
+def run(argv: list[str], root: Path) -> float:
+    """Wall seconds of one process (cwd ``root``, so its normcore is imported)."""
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=root, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--root", type=Path, default=ROOT, help="normcore checkout to measure")
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        rng = np.random.default_rng(0)
+        pq.write_table(pa.table({f"c{i}": rng.normal(size=1000) for i in range(8)}), work / "d.parquet")
+        commands = probes(work)
+        fit = [sys.executable, "-m", "normcore.cli", "fit", str(work / "d.parquet"), "--artifact", str(work / "a.json")]
+        subprocess.run(fit, cwd=root, check=True, stdout=subprocess.DEVNULL)
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.rounds):
+            for name, command in commands.items():
+                if "apply" in name:
+                    subprocess.run(["rm", "-rf", str(work / "out")], check=True)
+                times[name].append(run(command, root))
+    print(f"normcore at {root}; median of {args.rounds} interleaved rounds, whole processes")
+    print()
+    print("| process | median wall s | min s |")
+    print("|---|---:|---:|")
+    for name, values in times.items():
+        print(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
