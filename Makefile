@@ -17,7 +17,7 @@ LOCK := locks/requirements.txt
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml $(LOCK)
+$(STAMP): pyproject.toml setup.py normcore/stats/_moments.c $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --require-hashes --no-deps -r $(LOCK)
 	$(PY) -m pip install -q --no-deps $(TORCH_PIN)
@@ -97,7 +97,7 @@ bench-peers: setup $(PEERS_VENV)/.installed ## local fit + apply vs polars and D
 	$(PY) bench/bench_local_peers.py --peers-python $(PEERS_VENV)/bin/python
 
 bench-startup: setup ## whole-process start-up: import normcore, inspect, fit / apply of 1k rows (issue 12)
-	$(PY) bench/bench_startup.py
+	$(PY) bench/bench_startup.py --engines
 
 lock-peers: ## re-resolve locks/peers.in into locks/peers.txt (with hashes)
 	test -x build/uv/bin/uv || ($(PYTHON) -m venv build/uv && build/uv/bin/pip install -q $(UV_PIN))

@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     session_seconds = time.perf_counter() - started
 
     runs = contenders(spark, data, scratch)
-    for run in runs.values():  # warm-up: JIT, Python workers, numba caches
+    for run in runs.values():  # warm-up: JIT, Python workers
         run()
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.rounds):

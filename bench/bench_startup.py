@@ -4,17 +4,22 @@ Each probe is a whole process started from scratch, run ``--rounds`` times inter
 the table gives the median wall seconds and, beside it, the bare interpreter and the
 imports normcore cannot do without (NumPy; pyarrow for commands that read data). The
 ``fit`` / ``apply`` probes run on a 1,000-row file, so their time is start-up, not work.
+With ``--engines``, Beam and Spark fits of the same file run beside each engine's own bare
+start (a one-element Beam pipeline on the FnApiRunner; a local SparkSession started and
+stopped): the difference is what normcore adds on top of the engine.
 
 ``--root DIR`` runs the probes against the normcore checkout in DIR (its package first on
 ``sys.path``, with this interpreter's packages), for before / after figures from a
 ``git worktree`` of an older commit.
 
-Usage: ``python bench/bench_startup.py [--rounds R] [--root DIR]`` (``make bench-startup``).
+Usage: ``python bench/bench_startup.py [--rounds R] [--root DIR] [--engines]`` (``make bench-startup``
+runs ``--engines``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -29,11 +34,25 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def probes(work: Path) -> dict[str, list[str]]:
+BARE_BEAM = """
+import apache_beam as beam
+with beam.Pipeline(runner="FnApiRunner") as pipeline:
+    pipeline | beam.Create([1.0]) | beam.Map(float)
+"""
+BARE_SPARK = """
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false").getOrCreate()
+spark.range(1).count()
+spark.stop()
+"""
+
+
+def probes(work: Path, engines: bool) -> dict[str, list[str]]:
     """Name -> argv of every probe (data and artifact under ``work``)."""
     data, artifact, output = work / "d.parquet", work / "a.json", work / "out"
     cli = [sys.executable, "-m", "normcore.cli"]
-    return {
+    quality = [str(output), "--artifact", str(artifact)]
+    found = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "import numpy": [sys.executable, "-c", "import numpy"],
         "import pyarrow": [sys.executable, "-c", "import pyarrow"],
@@ -46,7 +65,33 @@ def probes(work: Path) -> dict[str, list[str]]:
         "normcore inspect": [*cli, "inspect", str(artifact)],
         "normcore fit (1k rows)": [*cli, "fit", str(data), "--artifact", str(work / "b.json")],
         "normcore apply (1k rows)": [*cli, "apply", str(data), "--artifact", str(artifact), "--output", str(output)],
+        "normcore validate (1k rows)": [*cli, "validate", *quality, "--source", str(data)],
+        "normcore drift (1k rows)": [*cli, "drift", str(data), "--artifact", str(artifact)],
     }
+    if engines:
+        found |= {
+            "bare Beam pipeline (FnApiRunner)": [sys.executable, "-c", BARE_BEAM],
+            "normcore fit --engine beam (1k rows)": [
+                *cli,
+                "fit",
+                str(data),
+                "--artifact",
+                str(work / "c.json"),
+                "--engine",
+                "beam",
+            ],
+            "bare SparkSession start + stop": [sys.executable, "-c", BARE_SPARK],
+            "normcore fit --engine spark (1k rows)": [
+                *cli,
+                "fit",
+                str(data),
+                "--artifact",
+                str(work / "e.json"),
+                "--engine",
+                "spark",
+            ],
+        }
+    return found
 
 
 def run(argv: list[str], root: Path) -> float:
@@ -60,20 +105,28 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--root", type=Path, default=ROOT, help="normcore checkout to measure")
+    parser.add_argument("--engines", action="store_true", help="also Beam and Spark, beside their bare start")
     args = parser.parse_args(argv)
     root = args.root.resolve()
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         rng = np.random.default_rng(0)
         pq.write_table(pa.table({f"c{i}": rng.normal(size=1000) for i in range(8)}), work / "d.parquet")
-        commands = probes(work)
-        fit = [sys.executable, "-m", "normcore.cli", "fit", str(work / "d.parquet"), "--artifact", str(work / "a.json")]
-        subprocess.run(fit, cwd=root, check=True, stdout=subprocess.DEVNULL)
+        commands = probes(work, args.engines)
+        cli = [sys.executable, "-m", "normcore.cli"]
+        data, artifact = str(work / "d.parquet"), str(work / "a.json")
+        subprocess.run([*cli, "fit", data, "--artifact", artifact], cwd=root, check=True, stdout=subprocess.DEVNULL)
+        apply = [*cli, "apply", data, "--artifact", artifact, "--output", str(work / "out")]
+        subprocess.run(apply, cwd=root, check=True, stdout=subprocess.DEVNULL)
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.rounds):
             for name, command in commands.items():
-                if "apply" in name:
-                    subprocess.run(["rm", "-rf", str(work / "out")], check=True)
+                if name.startswith("normcore fit"):
+                    (work / command[command.index("--artifact") + 1]).unlink(missing_ok=True)
+                if name.startswith("normcore apply"):
+                    (work / "applied").mkdir(exist_ok=True)
+                    command[command.index("--output") + 1] = str(work / "applied" / f"run{len(times[name])}")
                 times[name].append(run(command, root))
     print(f"normcore at {root}; median of {args.rounds} interleaved rounds, whole processes")
     print()

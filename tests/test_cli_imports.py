@@ -1,6 +1,6 @@
 """Each command loads only what it uses: no heavy engine for local commands, and no
-numba / pandas / scipy / pyarrow for ``import normcore`` and ``normcore inspect``
-(start-up cost; its figures are in BENCHMARKS.md)."""
+pandas / scipy / pyarrow for ``import normcore`` and ``normcore inspect`` (start-up
+cost; its figures are in BENCHMARKS.md)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 HEAVY = ["apache_beam", "pyspark", "great_expectations", "torch", "matplotlib"]
 #: Modules with an import cost of 0.1 - 0.5 s each that a local command may do without.
-SLOW = ["numba", "pandas", "scipy", "pyarrow", "pyarrow.dataset", "yaml"]
+SLOW = ["pandas", "scipy", "pyarrow", "pyarrow.dataset", "yaml"]
 
 PROBE = """
 import json, sys
@@ -56,14 +56,14 @@ def test_local_fit_apply_inspect_import_no_heavy_engine(tmp_path: Path) -> None:
     assert loaded == []
 
 
-def test_inspect_loads_no_kernel_dataframe_or_arrow(tmp_path: Path) -> None:
+def test_inspect_loads_no_dataframe_or_arrow(tmp_path: Path) -> None:
     _, art = _fitted(tmp_path)
     codes, loaded = _loaded([["inspect", art]], SLOW)
     assert codes == [0]
     assert loaded == []
 
 
-def test_parquet_apply_loads_no_kernel_or_pandas(tmp_path: Path) -> None:
+def test_parquet_apply_loads_no_pandas(tmp_path: Path) -> None:
     data, art = _fitted(tmp_path)
     codes, loaded = _loaded([["apply", data, "--artifact", art, "--output", str(tmp_path / "out")]], SLOW)
     assert codes == [0]

@@ -239,3 +239,36 @@ def test_moments_are_exact_to_the_edge_of_float64(values: list[float]) -> None:
     assert state.std() == pytest.approx(std, rel=1e-14, abs=0)
     # The mean to a few ulps of max(|mean|, std), as MomentsState documents.
     assert state.mean == pytest.approx(float(mean), rel=0, abs=1e-15 * max(abs(float(mean)), std))
+
+
+def test_kernel_reads_any_float64_layout_and_refuses_other_buffers() -> None:
+    from normcore.stats._moments import moments_kernel
+
+    values = HARD["nan_inf_mix"]
+    strided = np.repeat(values, 2)[::2]  # a view with stride 16 bytes
+    assert not strided.flags.c_contiguous
+    from_view = MomentsState().add_values(strided)
+    from_copy = MomentsState().add_values(values.copy())
+    assert from_view.to_dict() == from_copy.to_dict()
+    reference_mean, reference_var = exact_mean_var(values[np.isfinite(values)])
+    assert _relative(from_view.mean, reference_mean) <= TOLERANCE
+    assert _relative(from_view.variance(0), reference_var) <= TOLERANCE
+    with pytest.raises(TypeError, match="float64"):
+        moments_kernel(values.astype(np.float32), 0.0)
+    with pytest.raises(ValueError, match="contiguous"):
+        moments_kernel(strided, 0.0)
+
+
+@pytest.mark.parametrize("n", [1, 3, 8191, 8192, 8193, 3 * 8192 + 5])
+def test_kernel_blocks_signed_zeros_and_extremes(n: int) -> None:
+    rng = np.random.default_rng(n)
+    values = rng.choice([-0.0, 0.0, 5e-324, -5e-324, 1e150, -1e150, 2.0**-1074], size=n)
+    state = MomentsState().add_values(values)
+    assert state.count == n
+    assert state.min == values.min() and state.max == values.max()
+    finite = [Fraction(v) for v in values]
+    exact_mean = sum(finite) / n
+    # The mean of values of both signs cancels: its error is relative to the values' scale.
+    assert abs(state.mean - float(exact_mean)) <= TOLERANCE * np.abs(values).max()
+    exact_var = sum((v - exact_mean) ** 2 for v in finite) / n
+    assert _relative(state.variance(0), float(exact_var)) <= TOLERANCE

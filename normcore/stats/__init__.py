@@ -1,7 +1,7 @@
 """Exact, mergeable per-column statistics (moments and quantile sketches).
 
 Names are imported from their modules on first use (PEP 562), so reading an artifact
-does not load the compiled moments kernel (numba) or pyarrow.
+loads neither the moments kernel nor pyarrow.
 """
 
 from __future__ import annotations

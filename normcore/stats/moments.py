@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from normcore.stats._moments import first_finite, moments_kernel
+
 
 def chan_merge(
     weight: float, mean: float, m2: float, other_weight: float, other_mean: float, other_m2: float
@@ -86,9 +88,8 @@ class MomentsState:
         """Fold a float64 array (NaN / inf allowed, no nulls) into the state."""
         if values.size == 0:
             return self
+        values = np.ascontiguousarray(values, dtype=np.float64)  # the kernel reads one contiguous buffer
         if self.count == 0:
-            from normcore.stats._kernel import first_finite  # numba: loaded by the first fit only
-
             pivot = first_finite(values)
             if math.isnan(pivot):
                 nan_count = int(np.count_nonzero(np.isnan(values)))
@@ -107,8 +108,6 @@ class MomentsState:
         return self
 
     def _sums(self, values: np.ndarray):
-        from normcore.stats._kernel import moments_kernel
-
         if self.exponent == 0:
             return moments_kernel(values, self.pivot)
         count, nans, infs, mean_dev, m2, _, _ = moments_kernel(np.ldexp(values, -self.exponent), self._scaled_pivot)
