@@ -162,13 +162,13 @@ class Normalizer:
 
     def transform(self, data: Any) -> Any:
         """Normalize ``data``; returns the same kind of object."""
-        if type(data) is np.ndarray:
+        if type(data) is np.ndarray:  # the latency-bound case first, without the dispatch of _run
             return self._run_numpy(self._forward_block, data)
         return self._run(self._forward, self._forward_block, data)
 
     def inverse_transform(self, data: Any) -> Any:
         """Undo :meth:`transform`; returns the same kind of object."""
-        if type(data) is np.ndarray:
+        if type(data) is np.ndarray:  # the latency-bound case first, without the dispatch of _run
             return self._run_numpy(self._inverse_block, data)
         return self._run(self._inverse, self._inverse_block, data)
 

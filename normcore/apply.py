@@ -3,6 +3,8 @@
 Feature columns are replaced in place by float64 columns under the same name;
 every other column passes through untouched, so a batch keeps its rows, their
 order and its pass-through columns. Nulls stay null; NaN and +-inf stay as they are.
+:class:`BlockNormalizer` applies the same transforms to a 2-D float64 array (the Python
+API's NumPy and DataFrame inputs), the linear methods' columns in one expression.
 """
 
 from __future__ import annotations
