@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from normcore.apply import BatchNormalizer
+from normcore.apply import BatchNormalizer, BlockNormalizer
 from normcore.artifact import Artifact, load_artifact
 from normcore.config import build_job
 from normcore.engines.local import fit_batches
@@ -134,6 +134,11 @@ class Normalizer:
     -----
     Output feature columns are float64. NaN and +-inf pass through unchanged;
     nulls stay null (pyarrow) or become NaN (pandas, NumPy).
+
+    The linear methods' parameters are stacked into vectors at construction: a NumPy
+    array, or the feature columns of a DataFrame without a key, is then transformed in
+    one vectorized expression (other methods column by column), with the same bits as
+    the per-column transforms of a table.
     """
 
     def __init__(self, artifact: Artifact, features: Sequence[str] | None = None, key: str | None = None) -> None:
@@ -142,6 +147,9 @@ class Normalizer:
         self.key = key
         self._forward = BatchNormalizer(artifact, self.features)
         self._inverse = BatchNormalizer(artifact, self.features, inverse=True)
+        transforms = [artifact.transform(name, key) for name in self.features]
+        self._forward_block = BlockNormalizer(transforms)
+        self._inverse_block = BlockNormalizer(transforms, inverse=True)
 
     @classmethod
     def from_artifact(
@@ -154,15 +162,19 @@ class Normalizer:
 
     def transform(self, data: Any) -> Any:
         """Normalize ``data``; returns the same kind of object."""
-        return self._run(self._forward, data)
+        if type(data) is np.ndarray:  # the latency-bound case first, without the dispatch of _run
+            return self._run_numpy(self._forward_block, data)
+        return self._run(self._forward, self._forward_block, data)
 
     def inverse_transform(self, data: Any) -> Any:
         """Undo :meth:`transform`; returns the same kind of object."""
-        return self._run(self._inverse, data)
+        if type(data) is np.ndarray:  # the latency-bound case first, without the dispatch of _run
+            return self._run_numpy(self._inverse_block, data)
+        return self._run(self._inverse, self._inverse_block, data)
 
-    def _run(self, normalizer: BatchNormalizer, data: Any) -> Any:
+    def _run(self, normalizer: BatchNormalizer, block_normalizer: BlockNormalizer, data: Any) -> Any:
         if isinstance(data, np.ndarray):
-            return self._run_numpy(normalizer, data)
+            return self._run_numpy(block_normalizer, data)
         if isinstance(data, pa.RecordBatch):
             return normalizer.transform_batch(data)[0]
         if isinstance(data, pa.Table):
@@ -170,25 +182,25 @@ class Normalizer:
             batches = [normalizer.transform_batch(b)[0] for b in data.to_batches()]
             return pa.Table.from_batches(batches, schema=normalizer.output_schema(data.schema))
         if type(data).__module__.startswith("pandas"):
-            return self._run_pandas(normalizer, data)
+            return self._run_pandas(normalizer, block_normalizer, data)
         raise InputError(f"cannot normalize data of type {type(data).__name__}")
 
-    def _run_numpy(self, normalizer: BatchNormalizer, data: np.ndarray) -> np.ndarray:
+    def _run_numpy(self, block_normalizer: BlockNormalizer, data: np.ndarray) -> np.ndarray:
         columns = data.reshape(-1, 1) if data.ndim == 1 else data
-        if columns.ndim != 2 or columns.shape[1] != len(self.features):
+        if columns.ndim != 2 or columns.shape[1] != block_normalizer.width:
             raise InputError(
                 f"expected an array of shape (n_samples, {len(self.features)}) for features "
                 f"{', '.join(self.features)}; got {data.shape}"
             )
-        out = np.empty(columns.shape, dtype=np.float64)
-        for i, name in enumerate(self.features):
-            out[:, i] = normalizer.transform_values(name, columns[:, i].astype(np.float64), self.key)
-        return out.reshape(data.shape)
+        out = block_normalizer(np.ascontiguousarray(columns, dtype=np.float64))
+        return out.reshape(data.shape) if data.ndim == 1 else out
 
-    def _run_pandas(self, normalizer: BatchNormalizer, frame: Any) -> Any:
+    def _run_pandas(self, normalizer: BatchNormalizer, block_normalizer: BlockNormalizer, frame: Any) -> Any:
         missing = [name for name in self.features if name not in frame.columns]
         if missing:
             raise InputError(f"DataFrame lacks fitted column(s) {', '.join(missing)}")
+        if self.artifact.key is None and frame.columns.is_unique:
+            return self._run_pandas_block(block_normalizer, frame)
         arrays = {name: frame[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in self.features}
         key_column = None
         if self.artifact.key is not None:
@@ -199,6 +211,16 @@ class Normalizer:
         out = frame.copy()
         for name, values in results.items():
             out[name] = values
+        return out
+
+    def _run_pandas_block(self, block_normalizer: BlockNormalizer, frame: Any) -> Any:
+        # The feature columns as one column-major block (each a contiguous column), transformed
+        # at once and set back by position (never in place: the columns become float64).
+        block = np.empty((len(frame), len(self.features)), dtype=np.float64, order="F")
+        for column, name in enumerate(self.features):
+            block[:, column] = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        out = frame.copy()
+        out.isetitem(frame.columns.get_indexer(self.features).tolist(), block_normalizer(block))
         return out
 
 

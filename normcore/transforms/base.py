@@ -23,12 +23,18 @@ Parameters of a fitted transform reach ``forward`` / ``inverse`` as *operands*: 
 mapping of names to numbers or tuples of numbers (:meth:`Method.operands`). An engine that
 applies per-key parameters replaces each operand by a per-row value of its own (Spark: a
 column looked up by the row's key); nothing else changes.
+
+Methods that share a formula with numbers-only operands (the linear family) also name a
+:class:`Stack` (:meth:`Method.stack`): several features are then evaluated over a 2-D
+block, one column each, in one expression whose operands are vectors (one entry per
+column) broadcast against the rows. The element-wise arithmetic is that of the
+per-column ``forward`` / ``inverse``, so both give the same bits.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
@@ -165,6 +171,11 @@ class Method:
         """Undo :meth:`forward`; NaN and +-inf pass through."""
         raise NotImplementedError
 
+    def stack(self, operands: Mapping[str, Any], params: MethodParams) -> tuple[Stack, dict[str, Any]] | None:
+        """The :class:`Stack` this feature joins and its member operands there, or None when
+        the method is applied column by column (the default)."""
+        return None
+
     def fit_space(self, x: Any, operands: Mapping[str, Any], params: MethodParams, ops: Ops) -> Any:
         """``x`` in the space the fitted statistics describe (identity unless a value map is
         applied before statistics): drift and reports compare new data there."""
@@ -188,6 +199,28 @@ class Method:
 
     def describe(self, values: Mapping[str, Any], params: MethodParams) -> str:
         """One line for ``normcore inspect``."""
+        raise NotImplementedError
+
+
+class Stack:
+    """A formula shared by the features of several methods, evaluated for many features at once.
+
+    Each member feature contributes operands (numbers, from :meth:`Method.stack`);
+    :meth:`operands` stacks them into float64 vectors, one entry per column of the block,
+    and :meth:`forward` / :meth:`inverse` evaluate the formula over a 2-D block of shape
+    ``(n_samples, n_members)`` with those vectors broadcast against its rows.
+    """
+
+    def operands(self, members: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The block's operands: each member operand as a float64 vector, in member order."""
+        return {name: np.array([member[name] for member in members], dtype=np.float64) for name in members[0]}
+
+    def forward(self, x: Any, operands: Mapping[str, Any], ops: Ops) -> Any:
+        """Normalize the block ``x`` (one column per member)."""
+        raise NotImplementedError
+
+    def inverse(self, y: Any, operands: Mapping[str, Any], ops: Ops) -> Any:
+        """Undo :meth:`forward`."""
         raise NotImplementedError
 
 
@@ -218,6 +251,11 @@ class Fitted:
     def numpy_operands(self) -> dict[str, Any]:
         """The operands as NumPy values (computed once)."""
         return engine_operands(self.operands, NUMPY_OPS)
+
+    @cached_property
+    def stack(self) -> tuple[Stack, dict[str, Any]] | None:
+        """:meth:`Method.stack` (computed once)."""
+        return self.method.stack(self.operands, self.params)
 
     def _operands(self, ops: Ops) -> dict[str, Any]:
         return self.numpy_operands if ops is NUMPY_OPS else engine_operands(self.operands, ops)

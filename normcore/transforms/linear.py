@@ -26,9 +26,10 @@ Conventions
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from normcore.errors import ArtifactError
@@ -39,17 +40,22 @@ from normcore.transforms.base import (
     FitResult,
     Method,
     MethodParams,
+    Stack,
     finite_number,
     register,
 )
 from normcore.transforms.ops import NUMPY_OPS, Ops, ndtri
 
+#: The bounds of an unclipped output: saturation at the float64 maximum.
+SATURATION = (-FLOAT_MAX, FLOAT_MAX)
 
-def linear_forward(x: Any, shift: Any, scale: Any, offset: Any, clip: tuple[float, float] | None, ops: Ops) -> Any:
+
+def linear_forward(x: Any, shift: Any, scale: Any, offset: Any, clip: tuple[Any, Any] | None, ops: Ops) -> Any:
     """``(x - shift) / scale + offset``, clipped to ``clip`` (else saturated at the float64
-    maximum); non-finite ``x`` unchanged. Parameters may be numbers or engine values."""
+    maximum); non-finite ``x`` unchanged. Parameters (and the bounds of ``clip``) may be
+    numbers or engine values."""
     y = (x - shift) / scale + offset
-    low, high = clip if clip is not None else (-FLOAT_MAX, FLOAT_MAX)
+    low, high = clip if clip is not None else SATURATION
     return ops.where(ops.is_finite(x), ops.clip(y, low, high), x)
 
 
@@ -57,6 +63,29 @@ def linear_inverse(y: Any, shift: Any, scale: Any, offset: Any, ops: Ops) -> Any
     """``(y - offset) * scale + shift`` (saturated at the float64 maximum); non-finite ``y`` unchanged."""
     x = (y - offset) * scale + shift
     return ops.where(ops.is_finite(y), ops.clip(x, -FLOAT_MAX, FLOAT_MAX), y)
+
+
+class LinearStack(Stack):
+    """Features of every :class:`LinearMethod` as one block: ``shift``, ``scale``, ``offset``
+    and the clip bounds as vectors (the bounds are left out when no member clips, so the
+    block saturates with scalar bounds as each unclipped column does)."""
+
+    def operands(self, members: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        stacked = super().operands(members)
+        low, high = stacked.pop("low"), stacked.pop("high")
+        unclipped = bool(np.all(low == SATURATION[0]) and np.all(high == SATURATION[1]))
+        stacked["clip"] = None if unclipped else (low, high)
+        return stacked
+
+    def forward(self, x: Any, operands: Mapping[str, Any], ops: Ops) -> Any:
+        return linear_forward(x, operands["shift"], operands["scale"], operands["offset"], operands["clip"], ops)
+
+    def inverse(self, y: Any, operands: Mapping[str, Any], ops: Ops) -> Any:
+        return linear_inverse(y, operands["shift"], operands["scale"], operands["offset"], ops)
+
+
+#: The one stack of the linear methods.
+LINEAR_STACK = LinearStack()
 
 
 def positive_or_one(scale: float) -> tuple[float, bool]:
@@ -114,6 +143,10 @@ class LinearMethod(Method):
 
     def inverse(self, y: Any, operands: Mapping[str, Any], params: MethodParams, ops: Ops) -> Any:
         return linear_inverse(y, operands["shift"], operands["scale"], operands["offset"], ops)
+
+    def stack(self, operands: Mapping[str, Any], params: MethodParams) -> tuple[Stack, dict[str, Any]]:
+        low, high = self.clip(params) or SATURATION
+        return LINEAR_STACK, {**operands, "low": low, "high": high}
 
     def describe(self, values: Mapping[str, Any], params: MethodParams) -> str:
         text = f"(x - {values['shift']:.6g}) / {values['scale']:.6g}"
@@ -310,6 +343,21 @@ def decimal_exponent(max_abs: float) -> int:
     return j
 
 
+class DecimalStack(Stack):
+    """``decimal``'s formula, for one feature (numbers) or a block of them (vectors)."""
+
+    def forward(self, x: Any, operands: Mapping[str, Any], ops: Ops) -> Any:
+        return ops.where(ops.is_finite(x), (x / operands["first"]) / operands["second"], x)
+
+    def inverse(self, y: Any, operands: Mapping[str, Any], ops: Ops) -> Any:
+        x = (y * operands["second"]) * operands["first"]
+        return ops.where(ops.is_finite(y), ops.clip(x, -FLOAT_MAX, FLOAT_MAX), y)
+
+
+#: The stack of ``decimal`` (its formula lives here).
+DECIMAL_STACK = DecimalStack()
+
+
 class Decimal(Method):
     """``x / 10**j`` into ``[-1, 1]`` (decimal scaling)."""
 
@@ -336,11 +384,13 @@ class Decimal(Method):
         return {"first": first, "second": second}
 
     def forward(self, x: Any, operands: Mapping[str, Any], params: NoParams, ops: Ops) -> Any:
-        return ops.where(ops.is_finite(x), (x / operands["first"]) / operands["second"], x)
+        return DECIMAL_STACK.forward(x, operands, ops)
 
     def inverse(self, y: Any, operands: Mapping[str, Any], params: NoParams, ops: Ops) -> Any:
-        x = (y * operands["second"]) * operands["first"]
-        return ops.where(ops.is_finite(y), ops.clip(x, -FLOAT_MAX, FLOAT_MAX), y)
+        return DECIMAL_STACK.inverse(y, operands, ops)
+
+    def stack(self, operands: Mapping[str, Any], params: NoParams) -> tuple[Stack, dict[str, Any]]:
+        return DECIMAL_STACK, dict(operands)
 
     def output_range(self, operands: Mapping[str, Any], params: NoParams, stats: Mapping[str, Any]):
         return -1.0, 1.0

@@ -80,7 +80,11 @@ class NumpyOps:
     def where(self, condition: Any, if_true: Any, if_false: Any) -> Any:
         if isinstance(condition, bool):  # a test on fitted numbers
             return if_true if condition else if_false
-        if isinstance(if_true, np.ndarray) and np.shape(condition) == if_true.shape and np.all(condition):
+        if (
+            isinstance(if_true, np.ndarray)
+            and np.shape(condition) == if_true.shape
+            and np.count_nonzero(condition) == if_true.size
+        ):
             return if_true  # the common case (every value finite): no third array
         return np.where(condition, if_true, if_false)
 
@@ -113,8 +117,8 @@ class NumpyOps:
     def sign(self, x: Any) -> np.ndarray:
         return np.sign(x)
 
-    def clip(self, x: Any, low: float, high: float) -> np.ndarray:
-        return np.clip(x, low, high)
+    def clip(self, x: Any, low: Any, high: Any) -> np.ndarray:
+        return x.clip(low, high) if isinstance(x, np.ndarray) else np.clip(x, low, high)  # the method: no dispatch
 
     def array(self, values: Sequence[float]) -> np.ndarray:
         return np.asarray(values, dtype=np.float64)
