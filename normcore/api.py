@@ -17,10 +17,7 @@ import pyarrow as pa
 
 from normcore.apply import BatchNormalizer, BlockNormalizer
 from normcore.artifact import Artifact, load_artifact
-from normcore.config import build_job
-from normcore.engines.local import fit_batches
 from normcore.errors import ConfigError, InputError
-from normcore.plan import parse_feature_spec, resolve_plan
 
 FeatureSelection = str | Sequence[str | Mapping[str, Any]] | None
 
@@ -30,6 +27,8 @@ def feature_configs(features: FeatureSelection) -> list[dict[str, Any]] | None:
     the config's ``features`` list; None selects every numeric column."""
     if features is None:
         return None
+    from normcore.plan import parse_feature_spec
+
     if isinstance(features, str):
         return [f.model_dump() for f in parse_feature_spec(features)]
     configs = []
@@ -107,6 +106,10 @@ def fit(
     NaN, +-inf and nulls are left out of the statistics and counted. A column with
     zero spread gets scale 1 and a :class:`~normcore.fitting.ConstantFeatureWarning`.
     """
+    from normcore.config import build_job  # fitting's modules: not loaded by a serving Normalizer
+    from normcore.engines.local import fit_batches
+    from normcore.plan import resolve_plan
+
     names = _numpy_names(data, features) if isinstance(data, np.ndarray) else None
     table = to_arrow_table(data, names)
     job = build_job(
