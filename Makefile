@@ -49,7 +49,7 @@ chromium: ## install chromium (apt) when missing, for the HTML report test
 lint: setup ## ruff
 	$(VENV)/bin/ruff check normcore pipelines tests bench
 
-bench: bench-core bench-beam bench-spark bench-quality bench-latency ## every benchmark but tft's (figures go to BENCHMARKS.md by hand)
+bench: bench-core bench-beam bench-spark bench-quality bench-latency bench-startup bench-peers ## every benchmark but tft's (figures go to BENCHMARKS.md by hand)
 
 bench-core: setup ## stats kernel vs NumPy; local engine fit / apply of 20M rows with peak RSS (issue 2)
 	$(PY) bench/bench_stats_kernel.py

@@ -15,10 +15,10 @@ command or a serving process pays only for what it touches.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from normcore.errors import ArtifactError, ConfigError, InputError, NormcoreError
+from normcore.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -35,18 +35,7 @@ if TYPE_CHECKING:
     from normcore.artifact import Artifact, load_artifact
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'normcore' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 __all__ = [

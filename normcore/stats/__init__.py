@@ -6,8 +6,9 @@ loads neither the moments kernel nor pyarrow.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from normcore.lazy import lazy_attributes
 
 #: Public name -> the module that defines it.
 _LAZY = {
@@ -44,18 +45,7 @@ if TYPE_CHECKING:
     from normcore.stats.search import SearchRequest, SearchState
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'normcore.stats' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 __all__ = [

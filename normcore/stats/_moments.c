@@ -73,26 +73,6 @@ static inline __attribute__((always_inline)) void block_sums(const double *value
     *s2 = (b0 + b1) + (b2 + b3);
 }
 
-static inline __attribute__((always_inline)) double block_m2(const double *values, Py_ssize_t start, Py_ssize_t stop, double pivot, double mean_dev) {
-    double q0 = 0.0, q1 = 0.0, q2 = 0.0, q3 = 0.0;
-    Py_ssize_t i = start;
-    for (; i + 4 <= stop; i += 4) {
-        double e0 = (values[i] - pivot) - mean_dev;
-        double e1 = (values[i + 1] - pivot) - mean_dev;
-        double e2 = (values[i + 2] - pivot) - mean_dev;
-        double e3 = (values[i + 3] - pivot) - mean_dev;
-        q0 += e0 * e0;
-        q1 += e1 * e1;
-        q2 += e2 * e2;
-        q3 += e3 * e3;
-    }
-    for (; i < stop; i++) {
-        double e0 = (values[i] - pivot) - mean_dev;
-        q0 += e0 * e0;
-    }
-    return (q0 + q1) + (q2 + q3);
-}
-
 static inline __attribute__((always_inline)) void block_range(const int64_t *bits, Py_ssize_t start, Py_ssize_t stop, int64_t *key_lo, int64_t *key_hi) {
     int64_t lo = *key_lo, hi = *key_hi;
     for (Py_ssize_t i = start; i < stop; i++) {
@@ -157,7 +137,9 @@ __attribute__((target_clones("avx2", "default"))) static Moments moments(const d
             m2_of_block = s2 - s1 * centred;
             block_mean = shift + centred;
             if (!(m2_of_block > CANCELLATION_LIMIT * s2)) {
-                m2_of_block = block_m2(values, start, stop, pivot, block_mean);
+                /* Second sweep: squared deviations from the block's own mean (its s2). */
+                double unused;
+                block_sums(values, start, stop, pivot, block_mean, &unused, &m2_of_block);
             }
         } else {
             Moments slow = slow_block(values, start, stop, pivot);
