@@ -6,7 +6,7 @@ Fit statistics, normalize data, or both, on any Beam runner::
     python -m pipelines.beam.normalize apply data/sample --artifact stats.json --output out/
     python -m pipelines.beam.normalize run --input gs://B/data --artifact gs://B/stats.json \\
         --output gs://B/normalized --runner DataflowRunner --project P --region R \\
-        --temp_location gs://B/tmp --extra_package dist/normcore-0.1.0-py3-none-any.whl
+        --temp_location gs://B/tmp --extra_package dist/normcore-0.1.0-cp311-cp311-linux_x86_64.whl
 
 This is ``normcore fit|apply|run --engine beam``: the same parser, the same commands and
 the same exit codes (0 success, 1 a check failed, 2 bad input or usage with one ``error:``
