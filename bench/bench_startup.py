@@ -97,8 +97,11 @@ def probes(work: Path, engines: bool) -> dict[str, list[str]]:
 def run(argv: list[str], root: Path) -> float:
     """Wall seconds of one process (cwd ``root``, so its normcore is imported)."""
     start = time.perf_counter()
-    subprocess.run(argv, cwd=root, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    done = subprocess.run(argv, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:4])} ... failed:\n{done.stderr[-2000:]}")
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> None:
