@@ -42,15 +42,9 @@ FRAGMENT_BYTES = 32 * 1024 * 1024
 
 T = TypeVar("T")
 
-#: Parquet files normcore writes carry a CRC32 checksum on every page ...
+#: Parquet files normcore writes carry a CRC32 checksum on every page, and every page it
+#: reads is verified against its checksum when it has one.
 PARQUET_WRITE_OPTIONS = {"write_page_checksum": True}
-
-
-def parquet_scan_options(**options) -> ds.ParquetFragmentScanOptions:
-    """... and every Parquet page normcore reads is verified against its checksum, when it has one."""
-    import pyarrow.dataset as ds
-
-    return ds.ParquetFragmentScanOptions(page_checksum_verification=True, **options)
 
 
 @dataclass(frozen=True)
@@ -93,7 +87,8 @@ class InputSource:
         import pyarrow.dataset as ds
 
         if self.format == "parquet":
-            return ds.ParquetFileFormat(default_fragment_scan_options=parquet_scan_options())
+            options = ds.ParquetFragmentScanOptions(page_checksum_verification=True)
+            return ds.ParquetFileFormat(default_fragment_scan_options=options)
         return self.format
 
     def count_rows(self) -> int:

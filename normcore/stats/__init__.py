@@ -12,7 +12,7 @@ from normcore.lazy import lazy_attributes
 
 #: Public name -> the module that defines it.
 _LAZY = {
-    "ColumnRequest": "normcore.stats.combiner",
+    "ColumnRequest": "normcore.stats.requests",
     "ColumnStats": "normcore.stats.combiner",
     "FeatureStatsCombiner": "normcore.stats.combiner",
     "KeyedStats": "normcore.stats.combiner",
@@ -30,7 +30,6 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from normcore.stats.combiner import (
-        ColumnRequest,
         ColumnStats,
         FeatureStatsCombiner,
         KeyedStats,
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
     )
     from normcore.stats.moments import MomentsState
     from normcore.stats.quantiles import DEFAULT_SKETCH_K, QuantileSketch
+    from normcore.stats.requests import ColumnRequest
     from normcore.stats.search import SearchRequest, SearchState
 
 

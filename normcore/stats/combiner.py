@@ -10,49 +10,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from normcore.arrays import float64_values
 from normcore.errors import InputError
+from normcore.keys import key_groups
 from normcore.stats.moments import MomentsState
 from normcore.stats.quantiles import DEFAULT_SKETCH_K, QuantileSketch
-from normcore.stats.search import SearchRequest, SearchState
+from normcore.stats.requests import ColumnRequest
+from normcore.stats.search import SearchState
 
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-    #: What ``add_batch`` accepts: an Arrow batch / table or a mapping of column name
-    #: to an Arrow array or a NumPy array.
-    Batch = pa.RecordBatch | pa.Table | Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class ColumnRequest:
-    """Which statistics to gather for one column.
-
-    Parameters
-    ----------
-    name : str
-        Column name in the batches.
-    quantiles : bool, default False
-        Also keep a KLL quantile sketch (needed by ``robust`` and ``quantile``).
-    sketch_k : int or None, default 2048
-        KLL ``k`` when ``quantiles`` is set (None: the default).
-    value_map : callable, optional
-        ``value_map(values) -> values`` applied to the finite values before any statistic
-        is gathered (the ``log`` method's statistics are those of the mapped values).
-        Values it maps to NaN or +-inf are counted as such.
-    search : SearchRequest, optional
-        A pass of a parameter search (:mod:`normcore.stats.search`).
-    """
-
-    name: str
-    quantiles: bool = False
-    sketch_k: int | None = DEFAULT_SKETCH_K
-    value_map: Callable[[np.ndarray], np.ndarray] | None = None
-    search: SearchRequest | None = None
+#: What ``add_batch`` accepts: an Arrow batch / table or a mapping of column name
+#: to an Arrow array or a NumPy array.
+Batch = pa.RecordBatch | pa.Table | Mapping[str, Any]
 
 
 class ColumnStats:
@@ -60,9 +34,7 @@ class ColumnStats:
 
     __slots__ = ("moments", "sketch", "search")
 
-    def __init__(
-        self, moments: MomentsState, sketch: QuantileSketch | None, search: SearchState | None = None
-    ) -> None:
+    def __init__(self, moments: MomentsState, sketch: QuantileSketch | None, search: SearchState | None = None) -> None:
         self.moments = moments
         self.sketch = sketch
         self.search = search
@@ -238,7 +210,6 @@ class FeatureStatsCombiner(Combiner):
         return accumulator
 
 
-
 KeyedStats = dict[str | None, StatsAccumulator]
 
 
@@ -273,10 +244,6 @@ def fold_batches(
             if advance is not None:
                 advance(batch.num_rows)
         return accumulator, None
-    import pyarrow as pa
-
-    from normcore.keys import key_groups
-
     keyed: KeyedStats = {}
     for batch in batches:
         for value, rows in key_groups(batch.column(key)):
@@ -312,8 +279,6 @@ def merge_keyed(combiner: FeatureStatsCombiner, keyed: Mapping[str | None, Stats
 
 
 def _num_rows(batch: Batch) -> int:
-    import pyarrow as pa  # imported where batches are read, not by `import normcore`
-
     if isinstance(batch, (pa.RecordBatch, pa.Table)):
         return batch.num_rows
     first = next(iter(batch.values()), None)
@@ -321,8 +286,6 @@ def _num_rows(batch: Batch) -> int:
 
 
 def _column(batch: Batch, name: str) -> Any:
-    import pyarrow as pa
-
     if isinstance(batch, (pa.RecordBatch, pa.Table)):
         index = batch.schema.get_field_index(name)
         if index < 0:
@@ -335,8 +298,6 @@ def _column(batch: Batch, name: str) -> Any:
 
 def _float64_chunks(column: Any, name: str) -> Iterable[tuple[np.ndarray, int]]:
     """Yield ``(float64 values without nulls, null count)`` per chunk of ``column``."""
-    import pyarrow as pa
-
     if isinstance(column, pa.ChunkedArray):
         for chunk in column.chunks:
             yield from _float64_chunks(chunk, name)
@@ -365,11 +326,6 @@ def as_float64(array: pa.Array, name: str) -> np.ndarray:
     ndarray of float64, shape (n_valid,)
         Zero-copy for a float64 array without nulls.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from normcore.arrays import float64_values
-
     kind = array.type
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
         raise InputError(f"column '{name}' has type {kind}, expected an integer or float type")

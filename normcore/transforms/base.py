@@ -37,14 +37,17 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from normcore.errors import ArtifactError
-from normcore.stats import ColumnRequest, ColumnStats, KeyedStats, QuantileSketch
+from normcore.stats import ColumnRequest, QuantileSketch
 from normcore.transforms.ops import NUMPY_OPS, Ops
+
+if TYPE_CHECKING:
+    from normcore.stats.combiner import ColumnStats, KeyedStats  # annotations only: the combiner reads Arrow
 
 #: Largest finite float64: outputs saturate here instead of overflowing to infinity.
 FLOAT_MAX = float(np.finfo(np.float64).max)

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from normcore.errors import ArtifactError
-from normcore.stats import DEFAULT_SKETCH_K, ColumnStats
+from normcore.stats import DEFAULT_SKETCH_K
 from normcore.transforms.base import (
     FLOAT_MAX,
     FitRefused,
@@ -45,6 +45,9 @@ from normcore.transforms.base import (
     register,
 )
 from normcore.transforms.ops import NUMPY_OPS, Ops, ndtri
+
+if TYPE_CHECKING:
+    from normcore.stats.combiner import ColumnStats  # annotations only: the combiner reads Arrow
 
 #: The bounds of an unclipped output: saturation at the float64 maximum.
 SATURATION = (-FLOAT_MAX, FLOAT_MAX)

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from normcore.stats import ColumnRequest, ColumnStats
+from normcore.stats import ColumnRequest
 from normcore.transforms.base import FLOAT_MAX, FitResult, Method, MethodParams, register
 from normcore.transforms.linear import linear_forward, linear_inverse, load_linear, positive_or_one
 from normcore.transforms.ops import NUMPY_OPS, Ops
+
+if TYPE_CHECKING:
+    from normcore.stats.combiner import ColumnStats  # annotations only: the combiner reads Arrow
 
 
 def signed_log1p(x: Any, ops: Ops) -> Any:

@@ -50,15 +50,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from normcore.stats import ColumnRequest, ColumnStats, KeyedStats, MomentsState, SearchRequest
+from normcore.stats import ColumnRequest, MomentsState, SearchRequest
 from normcore.stats.search import Grid, SearchState, linspace_grid
 from normcore.transforms.base import FLOAT_MAX, FitRefused, FitResult, Method, MethodParams, finite_number, register
 from normcore.transforms.linear import linear_forward, linear_inverse, load_linear, positive_or_one
 from normcore.transforms.ops import NUMPY_OPS, Ops
+
+if TYPE_CHECKING:
+    from normcore.stats.combiner import ColumnStats, KeyedStats  # annotations only: the combiner reads Arrow
 
 #: The first pass's grid: 41 points over [-4, 6].
 FIRST_GRID: Grid = linspace_grid(1.0, 5.0, 41)

@@ -18,15 +18,18 @@ and last rank, whose mean is precomputed (:func:`quantile_tables`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
 
 from normcore.errors import ArtifactError
-from normcore.stats import DEFAULT_SKETCH_K, ColumnStats
+from normcore.stats import DEFAULT_SKETCH_K
 from normcore.transforms.base import FitResult, Method, MethodParams, number_list, register
 from normcore.transforms.ops import NUMPY_OPS, Ops, ndtr, ndtri
+
+if TYPE_CHECKING:
+    from normcore.stats.combiner import ColumnStats  # annotations only: the combiner reads Arrow
 
 #: scikit-learn's ``BOUNDS_THRESHOLD`` for the quantile transform.
 BOUNDS_THRESHOLD = 1e-7
