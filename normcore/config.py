@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from normcore.errors import ConfigError
@@ -320,30 +320,36 @@ def validation_message(error: ValidationError, source: str, prefix: str = "") ->
     return f"{source}: {location}: {what}" if location else f"{source}: {what}"
 
 
-class _StrictLoader(yaml.SafeLoader):
+@cache
+def _strict_loader() -> type:
     """PyYAML's safe loader that refuses aliases (``*name``: no expansion bombs) and
-    mapping keys given twice (the later one would win silently)."""
+    mapping keys given twice (the later one would win silently). Built on first use:
+    importing PyYAML is start-up that only a job file needs."""
+    import yaml
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.MarkedYAMLError(
-                problem=f"alias '*{event.anchor}' is not accepted (write the value out)",
-                problem_mark=event.start_mark,
-            )
-        return super().compose_node(parent, index)
+    class StrictLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.MarkedYAMLError(
+                    problem=f"alias '*{event.anchor}' is not accepted (write the value out)",
+                    problem_mark=event.start_mark,
+                )
+            return super().compose_node(parent, index)
 
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            mark = key_node.start_mark
-            if isinstance(key, (dict, list)):
-                raise yaml.MarkedYAMLError(problem="mapping keys must be plain values", problem_mark=mark)
-            if key in seen:
-                raise yaml.MarkedYAMLError(problem=f"key '{key}' is given twice", problem_mark=mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                mark = key_node.start_mark
+                if isinstance(key, (dict, list)):
+                    raise yaml.MarkedYAMLError(problem="mapping keys must be plain values", problem_mark=mark)
+                if key in seen:
+                    raise yaml.MarkedYAMLError(problem=f"key '{key}' is given twice", problem_mark=mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -364,7 +370,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         text = config_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file '{path}' cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
-    loader = _StrictLoader(text)
+    import yaml
+
+    loader = _strict_loader()(text)
     try:
         document = loader.get_single_data()
     except yaml.YAMLError as exc:

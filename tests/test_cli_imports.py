@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 HEAVY = ["apache_beam", "pyspark", "great_expectations", "torch", "matplotlib"]
 #: Modules with an import cost of 0.1 - 0.5 s each that a local command may do without.
-SLOW = ["pandas", "scipy", "pyarrow", "pyarrow.dataset", "yaml"]
+SLOW = ["pandas", "scipy", "pyarrow", "pyarrow.dataset", "pyarrow.compute", "yaml"]
 
 PROBE = """
 import json, sys
@@ -37,7 +37,7 @@ def _loaded(commands: list[list[str]], modules: list[str]) -> tuple[list[int], l
 
 def _fitted(tmp_path: Path) -> tuple[str, str]:
     data = str(tmp_path / "d.parquet")
-    pq.write_table(pa.table({"x": [1.0, 2.0, 4.0], "y": [3, 1, 2]}), data)
+    pq.write_table(pa.table({"x": [1.0, 2.0, 4.0], "y": [3.0, 1.0, 2.0]}), data)
     art = str(tmp_path / "a.json")
     codes, _ = _loaded([["fit", data, "--artifact", art]], [])
     assert codes == [0]
@@ -67,14 +67,24 @@ def test_parquet_apply_loads_no_pandas(tmp_path: Path) -> None:
     data, art = _fitted(tmp_path)
     codes, loaded = _loaded([["apply", data, "--artifact", art, "--output", str(tmp_path / "out")]], SLOW)
     assert codes == [0]
-    assert loaded == ["pyarrow", "yaml"]  # yaml: the job's config reader (~30 ms)
+    assert loaded == ["pyarrow"]  # no compute kernels for float64 columns without nulls, no YAML without --config
+
+
+def test_config_file_nulls_and_integers_load_what_they_need(tmp_path: Path) -> None:
+    data = str(tmp_path / "n.parquet")
+    pq.write_table(pa.table({"x": [1.0, None, 4.0], "y": [3, 1, 2]}), data)
+    config = tmp_path / "job.yaml"
+    config.write_text(f"input: {data}\nartifact: {tmp_path / 'a.json'}\n")
+    codes, loaded = _loaded([["fit", "--config", str(config)]], SLOW)
+    assert codes == [0]
+    assert loaded == ["pyarrow", "pyarrow.compute", "yaml"]
 
 
 def test_parquet_fit_loads_no_pandas(tmp_path: Path) -> None:
     data, _ = _fitted(tmp_path)
-    codes, loaded = _loaded([["fit", data, "--artifact", str(tmp_path / "b.json")]], ["pandas", "pyarrow.dataset"])
+    codes, loaded = _loaded([["fit", data, "--artifact", str(tmp_path / "b.json")]], SLOW)
     assert codes == [0]
-    assert loaded == []
+    assert loaded == ["pyarrow"]
 
 
 def test_import_normcore_loads_only_itself() -> None:
