@@ -76,6 +76,9 @@ class TorchOps:
     def clip(self, x: torch.Tensor, low: float, high: float) -> torch.Tensor:
         return torch.clamp(x, max(low, -self._max), min(high, self._max))
 
+    def clip_finite(self, y: torch.Tensor, x: torch.Tensor, low: Any, high: Any) -> torch.Tensor:
+        return self.where(self.is_finite(x), self.clip(y, low, high), x)
+
     def array(self, values: Sequence[float]) -> torch.Tensor:
         return torch.tensor(values, dtype=self.dtype, device=self.device)
 

@@ -59,13 +59,20 @@ def linear_forward(x: Any, shift: Any, scale: Any, offset: Any, clip: tuple[Any,
     numbers or engine values."""
     y = (x - shift) / scale + offset
     low, high = clip if clip is not None else SATURATION
-    return ops.where(ops.is_finite(x), ops.clip(y, low, high), x)
+    return ops.clip_finite(y, x, low, high)
 
 
 def linear_inverse(y: Any, shift: Any, scale: Any, offset: Any, ops: Ops) -> Any:
-    """``(y - offset) * scale + shift`` (saturated at the float64 maximum); non-finite ``y`` unchanged."""
-    x = (y - offset) * scale + shift
-    return ops.where(ops.is_finite(y), ops.clip(x, -FLOAT_MAX, FLOAT_MAX), y)
+    """``(y - offset) * scale + shift`` (saturated at the float64 maximum); non-finite ``y``
+    unchanged. An offset that is the number +0.0 is not subtracted: that leaves every
+    ``y`` as it is, -0.0 included."""
+    x = (y if _is_positive_zero(offset) else y - offset) * scale + shift
+    return ops.clip_finite(x, y, -FLOAT_MAX, FLOAT_MAX)
+
+
+def _is_positive_zero(value: Any) -> bool:
+    """True for a fitted number that is +0.0 (not for an engine value or a vector)."""
+    return isinstance(value, (float, int)) and value == 0 and math.copysign(1.0, value) > 0
 
 
 class LinearStack(Stack):
@@ -78,6 +85,8 @@ class LinearStack(Stack):
         low, high = stacked.pop("low"), stacked.pop("high")
         unclipped = bool(np.all(low == SATURATION[0]) and np.all(high == SATURATION[1]))
         stacked["clip"] = None if unclipped else (low, high)
+        if not np.any(stacked["offset"]) and not np.signbit(stacked["offset"]).any():
+            stacked["offset"] = 0.0  # every offset +0.0: the number (no vector to broadcast)
         return stacked
 
     def forward(self, x: Any, operands: Mapping[str, Any], ops: Ops) -> Any:
@@ -350,11 +359,11 @@ class DecimalStack(Stack):
     """``decimal``'s formula, for one feature (numbers) or a block of them (vectors)."""
 
     def forward(self, x: Any, operands: Mapping[str, Any], ops: Ops) -> Any:
-        return ops.where(ops.is_finite(x), (x / operands["first"]) / operands["second"], x)
+        return ops.clip_finite((x / operands["first"]) / operands["second"], x, -FLOAT_MAX, FLOAT_MAX)
 
     def inverse(self, y: Any, operands: Mapping[str, Any], ops: Ops) -> Any:
         x = (y * operands["second"]) * operands["first"]
-        return ops.where(ops.is_finite(y), ops.clip(x, -FLOAT_MAX, FLOAT_MAX), y)
+        return ops.clip_finite(x, y, -FLOAT_MAX, FLOAT_MAX)
 
 
 #: The stack of ``decimal`` (its formula lives here).

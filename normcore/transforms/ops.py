@@ -1,8 +1,8 @@
 """The operations adapter: what a formula needs from an engine, and functions built on it.
 
 Transforms are written once against :class:`Ops` (``where``, ``is_finite``, ``log``,
-``sqrt``, ``exp``, ``clip``, ``search``, ``gather``, ``bind``) plus the arithmetic and
-comparison operators. :data:`NUMPY_OPS` evaluates them on NumPy arrays; the Spark adapter
+``sqrt``, ``exp``, ``clip``, ``clip_finite``, ``search``, ``gather``, ``bind``) plus the
+arithmetic and comparison operators. :data:`NUMPY_OPS` evaluates them on NumPy arrays; the Spark adapter
 (``pipelines.spark.columns.SparkOps``) builds native ``Column`` expressions from the same
 code. :func:`ndtri` and :func:`ndtr` (the standard normal quantile function and CDF) are
 written against it too, so every engine evaluates the very same algorithm.
@@ -60,6 +60,14 @@ class Ops(Protocol):
 
     def clip(self, x: Any, low: float, high: float) -> Any:
         """``min(max(x, low), high)``."""
+
+    def clip_finite(self, y: Any, x: Any, low: Any, high: Any) -> Any:
+        """``clip(y, low, high)`` where ``x`` is finite, else ``x`` itself: the tail of a
+        formula that leaves NaN and +-inf inputs as they are.
+
+        ``y`` is a value the formula computed from ``x``, non-finite wherever ``x`` is
+        (arithmetic on ``x`` with finite operands), and the adapter may overwrite it.
+        """
 
     def array(self, values: Sequence[float]) -> Any:
         """A constant array of float64 values."""
@@ -120,6 +128,18 @@ class NumpyOps:
     def clip(self, x: Any, low: Any, high: Any) -> np.ndarray:
         return x.clip(low, high) if isinstance(x, np.ndarray) else np.clip(x, low, high)  # the method: no dispatch
 
+    def clip_finite(self, y: Any, x: Any, low: Any, high: Any) -> Any:
+        # A finite sum of y proves every y finite (NaN and +-inf propagate into a sum), and
+        # with it every x: one reduction instead of a mask, its count and a copy. Then
+        # saturation bounds cannot change y, and other bounds clip it in place. (The sum may
+        # overflow: formulas run under the evaluators' np.errstate, as their arithmetic does.)
+        if isinstance(y, np.ndarray) and y.dtype == np.float64 and y.flags.writeable:
+            if math.isfinite(np.add.reduce(y, axis=None)):
+                if type(low) is float and type(high) is float and -low == high == _FLOAT_MAX:
+                    return y
+                return np.clip(y, low, high, out=y)
+        return self.where(self.is_finite(x), self.clip(y, low, high), x)
+
     def array(self, values: Sequence[float]) -> np.ndarray:
         return np.asarray(values, dtype=np.float64)
 
@@ -129,6 +149,8 @@ class NumpyOps:
     def gather(self, values: Any, index: Any) -> np.ndarray:
         return np.take(values, index, mode="clip")
 
+
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 #: The NumPy adapter.
 NUMPY_OPS = NumpyOps()

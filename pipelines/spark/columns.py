@@ -114,6 +114,9 @@ class SparkOps:
     def clip(self, x: Column, low: float, high: float) -> Column:
         return F.least(F.greatest(x, F.lit(low)), F.lit(high))
 
+    def clip_finite(self, y: Column, x: Column, low: float, high: float) -> Column:
+        return self.where(self.is_finite(x), self.clip(y, low, high), x)
+
     def array(self, values: Sequence[float]) -> Column:
         return json_literal([float(v) for v in values], T.ArrayType(T.DoubleType()))
 
