@@ -99,7 +99,8 @@ PEERS_VENV ?= .venv-peers
 $(PEERS_VENV)/.installed: locks/peers.txt
 	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
 	echo '*' > $(PEERS_VENV)/.gitignore
-	$(PEERS_VENV)/bin/pip install -q --require-hashes -r locks/peers.txt
+	$(PEERS_VENV)/bin/pip install -q --require-hashes --no-deps -r locks/peers.txt
+	$(PEERS_VENV)/bin/pip check
 	touch $@
 
 bench-peers: setup $(PEERS_VENV)/.installed ## local fit + apply vs polars and DuckDB on 8M rows x 8 columns, and vs bare pyarrow scans (figures go to BENCHMARKS.md by hand)
@@ -127,7 +128,8 @@ UV_PIN := uv==0.13.9
 
 $(AIRFLOW_VENV)/.installed: locks/airflow.txt
 	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
-	$(AIRFLOW_VENV)/bin/pip install -q --require-hashes -r locks/airflow.txt
+	$(AIRFLOW_VENV)/bin/pip install -q --require-hashes --no-deps -r locks/airflow.txt
+	$(AIRFLOW_VENV)/bin/pip check
 	touch $@
 
 airflow-test: setup $(AIRFLOW_VENV)/.installed ## run the Airflow DAG on sample data: a clean batch passes, a tampered one fails at validate
