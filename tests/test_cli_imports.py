@@ -94,3 +94,22 @@ def test_import_normcore_loads_only_itself() -> None:
     attribute = "import normcore; print(normcore.Normalizer.__module__, normcore.load_artifact.__module__)"
     result = subprocess.run([sys.executable, "-c", attribute], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["normcore.api", "normcore.artifact"]
+
+
+def test_engine_modules_load_no_quality_stack() -> None:
+    """A Spark or Beam fit / apply loads its engine module: Great Expectations (seconds
+    of import) comes only with ``validate``, and the Spark engine reads footers, not
+    ``pyarrow.dataset`` (which imports pandas)."""
+    probe = (
+        "import json, sys, importlib; importlib.import_module(sys.argv[1]); "
+        "print(json.dumps([m for m in json.loads(sys.argv[2]) if m in sys.modules]))"
+    )
+    expected_absent = {
+        "pipelines.spark.engine": ["great_expectations", "pandas", "scipy", "pyarrow.dataset"],
+        "pipelines.beam.engine": ["great_expectations"],  # Beam itself imports pandas
+    }
+    for module, absent in expected_absent.items():
+        result = subprocess.run(
+            [sys.executable, "-c", probe, module, json.dumps(absent)], capture_output=True, text=True, check=True
+        )
+        assert json.loads(result.stdout.strip().splitlines()[-1]) == [], module

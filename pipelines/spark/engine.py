@@ -19,8 +19,9 @@ import contextlib
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from py4j.protocol import Py4JError, Py4JJavaError
 from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
@@ -39,7 +40,9 @@ from pipelines.spark.columns import key_counts, normalize_frame
 from pipelines.spark.frames import open_url, read_frame
 from pipelines.spark.session import CAUSE, is_connect, session_for, short_cause
 from pipelines.spark.stats import compute_stats, file_states, merge_states
-from pipelines.spark.validate import validate
+
+if TYPE_CHECKING:
+    from normcore.quality.validate import ValidationOutcome, ValidationRequest
 
 __all__ = ["apply", "fit", "open_input", "task_seconds", "user_errors", "validate"]
 
@@ -104,6 +107,14 @@ def task_seconds() -> float | None:
         return None
 
 
+def validate(request: ValidationRequest) -> ValidationOutcome:
+    """Evaluate a validation's checks on Spark (:func:`pipelines.spark.validate.validate`;
+    imported here, as it loads Great Expectations, which a fit or an apply never needs)."""
+    from pipelines.spark.validate import validate as validate_on_spark
+
+    return validate_on_spark(request)
+
+
 def open_input(path: str | None, job: JobConfig) -> InputSource:
     """Resolve a local path or ``file://`` URL with :func:`normcore.io.open_input`; any other
     URL (``s3a://``, ``hdfs://``, ...) with Spark's readers, on the job's session.
@@ -146,6 +157,6 @@ def apply(
     with user_errors():
         normalize_frame(frame, artifact, inverse=inverse).write.mode("append").parquet(str(output_dir))
         counts = key_counts(frame, artifact) if artifact.key is not None else ApplyCounts()
-    counts.rows = ds.dataset(output_dir, format="parquet").count_rows()
+    counts.rows = sum(pq.ParquetFile(path).metadata.num_rows for path in sorted(output_dir.glob("*.parquet")))
     require_rows(counts.rows, source.path)
     return counts
