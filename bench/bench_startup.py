@@ -6,7 +6,8 @@ imports normcore cannot do without (NumPy; pyarrow for commands that read data).
 ``fit`` / ``apply`` probes run on a 1,000-row file, so their time is start-up, not work.
 With ``--engines``, Beam and Spark fits of the same file run beside each engine's own bare
 start (a one-element Beam pipeline on the FnApiRunner; a local SparkSession started and
-stopped): the difference is what normcore adds on top of the engine.
+stopped, and one that also runs a job of Python tasks, as a normcore fit does): the
+difference is what normcore adds on top of the engine.
 
 ``--root DIR`` runs the probes against the normcore checkout in DIR (its package first on
 ``sys.path``, with this interpreter's packages), for before / after figures from a
@@ -45,6 +46,16 @@ spark = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "fals
 spark.range(1).count()
 spark.stop()
 """
+#: The same session running one job of Python tasks (the Python workers every normcore
+#: Spark fit starts), with this interpreter as the workers' Python, as normcore's session.
+BARE_SPARK_PYTHON = """
+import os, sys
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false").getOrCreate()
+spark.sparkContext.parallelize([1.0, 2.0], 2).map(float).collect()
+spark.stop()
+"""
 
 
 def probes(work: Path, engines: bool) -> dict[str, list[str]]:
@@ -81,6 +92,7 @@ def probes(work: Path, engines: bool) -> dict[str, list[str]]:
                 "beam",
             ],
             "bare SparkSession start + stop": [sys.executable, "-c", BARE_SPARK],
+            "bare SparkSession + one job of Python tasks": [sys.executable, "-c", BARE_SPARK_PYTHON],
             "normcore fit --engine spark (1k rows)": [
                 *cli,
                 "fit",
