@@ -433,6 +433,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
                 job.validation,
                 job.spark,
                 job.local.batch_size,
+                job.local.worker_count(),
             )
             outcome = validate(request, report_target)
         kpis = summary_document(
@@ -525,8 +526,9 @@ def cmd_validate(args: argparse.Namespace, argv: list[str]) -> int:
     report = job.validation.report
     targets = {"--report": (_report_target(report, "validate"), report)} if report else {}
     request = ValidationRequest(
-        artifact, artifact_path, args.input, args.source, engine, job.validation, job.spark, job.local.batch_size
-    )
+        artifact, artifact_path, args.input, args.source, engine, job.validation, job.spark,
+        job.local.batch_size, job.local.worker_count(),
+    )  # fmt: skip
     with _writes(reads, targets):
         outcome = validate(request, targets["--report"][0] if targets else None)
     print(render_summary(outcome))

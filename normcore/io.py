@@ -41,6 +41,7 @@ CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2")
 FRAGMENT_BYTES = 32 * 1024 * 1024
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 #: Parquet files normcore writes carry a CRC32 checksum on every page, and every page it
 #: reads is verified against its checksum when it has one.
@@ -177,15 +178,11 @@ class InputSource:
         """``fold`` of each fragment's batches (:meth:`read_fragment`), on ``workers`` threads
         (Arrow's readers and normcore's kernels release the GIL); the results in fragment
         order, so merging them in that order does not depend on ``workers``."""
-        fragments = self.fragments(FRAGMENT_BYTES)
 
         def fold_one(fragment: Fragment) -> T:
             return fold(self.read_fragment(fragment, columns, batch_size))
 
-        if workers <= 1 or len(fragments) <= 1:
-            return [fold_one(fragment) for fragment in fragments]
-        with ThreadPoolExecutor(min(workers, len(fragments))) as pool:
-            return list(pool.map(fold_one, fragments))
+        return map_in_threads(fold_one, self.fragments(FRAGMENT_BYTES), workers)
 
     def batches(self, columns: Sequence[str] | None = None, batch_size: int = 131_072) -> Iterator[pa.RecordBatch]:
         """Stream record batches in file order with bounded memory: the fragments of
@@ -346,6 +343,15 @@ def _unified_schema(files: Sequence[str], fmt: str, filesystem: pafs.FileSystem 
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def map_in_threads(function: Callable[[S], T], items: Sequence[S], workers: int) -> list[T]:
+    """``function`` of each of ``items`` on at most ``workers`` threads (on this one for a
+    single worker or item); the results in the order of ``items``."""
+    if workers <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(min(workers, len(items))) as pool:
+        return list(pool.map(function, items))
 
 
 class RollingParquetWriter:

@@ -35,7 +35,7 @@ from normcore.errors import InputError
 from normcore.io import InputSource, open_input
 from normcore.paths import Target
 from normcore.quality.checks import IN_RANGE, ROW_COUNT, Check, CheckPlan, build_checks, range_counts, require_features
-from normcore.quality.checksum import batch_checksums
+from normcore.quality.checksum import batch_checksums, combine_checksums
 from normcore.quality.conformity import ConformityCombiner
 from normcore.quality.stream import features_frame, record_row_level, stream_rows
 
@@ -61,6 +61,9 @@ class ValidationRequest:
         Master and conf of the Spark engine.
     batch_size : int
         Local engine: rows per Arrow batch of the streaming pass.
+    workers : int
+        Local engine: threads reading the output's (and the source's) Parquet fragments
+        in the streaming passes; the outcome is the same for any number.
     """
 
     artifact: Artifact
@@ -71,6 +74,7 @@ class ValidationRequest:
     settings: ValidationConfig
     spark: SparkConfig = field(default_factory=SparkConfig)
     batch_size: int = 131_072
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -232,6 +236,18 @@ def passthrough_columns(artifact: Artifact, source: InputSource | None) -> list[
 # -- local engine ---------------------------------------------------------------------------------
 
 
+def _source_checksums(
+    source: InputSource, passthrough: list[str], request: ValidationRequest
+) -> tuple[int, dict[str, str]]:
+    """Rows of ``source`` and the checksum of each pass-through column, its fragments read
+    on ``request.workers`` threads (checksums are sums: the same for any number)."""
+    shares = source.map_fragments(
+        lambda batches: batch_checksums(batches, passthrough), passthrough, request.batch_size, request.workers
+    )
+    rows = sum(share_rows for share_rows, _ in shares)
+    return rows, {name: combine_checksums(totals[name] for _, totals in shares) for name in passthrough}
+
+
 def _validate_local(request: ValidationRequest) -> ValidationOutcome:
     from normcore.quality.expectations import SuiteRun
 
@@ -241,7 +257,7 @@ def _validate_local(request: ValidationRequest) -> ValidationOutcome:
     passthrough = passthrough_columns(artifact, source)
     if source is not None:
         if passthrough:
-            expected_rows, checksums = batch_checksums(source.batches(passthrough, request.batch_size), passthrough)
+            expected_rows, checksums = _source_checksums(source, passthrough, request)
         else:
             expected_rows, checksums = source.count_rows(), {}
         rows_origin = f"--source '{source.path}'"

@@ -178,6 +178,54 @@ def test_sampled_mode_checks_every_row_for_row_level_expectations(fitted, tmp_pa
         }
 
 
+def _split(table: pa.Table, directory: Path, rows_per_file: int) -> Path:
+    """``table`` in files of ``rows_per_file`` rows (each file is a fragment of its own)."""
+    directory.mkdir(parents=True)
+    for index, start in enumerate(range(0, table.num_rows, rows_per_file)):
+        pq.write_table(table.slice(start, rows_per_file), directory / f"part-{index:02d}.parquet", row_group_size=200)
+    return directory
+
+
+@pytest.mark.parametrize("case", ["valid", "values out of range", "pass-through altered"])
+def test_workers_read_fragments_in_parallel_with_the_same_outcome(fitted, tmp_path, capsys, case):
+    """The streaming passes read the output's and the source's fragments on threads: one
+    worker and three give the same results, sampled checks included (the same rows are
+    drawn), and the streamed counts are NumPy's."""
+    table = ds.dataset(fitted.output).to_table()
+    if case != "valid":
+        table = TAMPERING[case][0](table)
+    output = _split(table, tmp_path / "output", 450)
+    source = _split(ds.dataset(fitted.raw).to_table(), tmp_path / "source", 700)
+    config = write_config(tmp_path / "job.yaml", validation={"sample_rows": 500, "seed": 3})
+    outcomes = {}
+    for workers in ("1", "3"):
+        report = tmp_path / f"report-{workers}"
+        code, _, _ = _validate(
+            capsys, str(output), "--artifact", str(fitted.artifact), "--source", str(source), "--config", str(config),
+            "--batch-size", "128", "--workers", workers, "--report", str(report),
+        )  # fmt: skip
+        document = json.loads((report / "validation_result.json").read_text())
+        results = [
+            (r["expectation_config"], r["success"], r["result"], r["meta"]["evaluated_on"].split(",")[0])
+            for r in document["results"]
+        ]
+        outcomes[workers] = (code, results, document["meta"]["normcore"])
+    assert outcomes["1"] == outcomes["3"]
+    code, results, kpi = outcomes["3"]
+    assert code == (0 if case == "valid" else 1)
+    assert (kpi["in_range"], kpi["values"]) == _conformity_reference(table, fitted.artifact)
+    failed = {(r[0]["kwargs"].get("column", "(table)"), r[0]["type"]) for r in results if not r[1]}
+    assert failed == (set() if case == "valid" else {TAMPERING[case][1:]})
+    assert {r[3] for r in results} == {"every row (3000)", "uniform sample of 500 rows (seed 3)"}
+    # The sample is the rows a uniform draw of the seed picks, wherever their fragment was read.
+    chosen = np.sort(np.random.default_rng(3).choice(table.num_rows, size=500, replace=False))
+    for config, _, result, _ in results:
+        if config["type"] == "expect_column_mean_to_be_between":
+            values = table.column(config["kwargs"]["column"]).to_numpy(zero_copy_only=False)[chosen]
+            expected = float(np.mean(values[np.isfinite(values)]))
+            assert result["observed_value"] == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
 def test_a_report_path_with_dollar_signs_and_quotes_is_written_as_given(fitted, tmp_path, capsys):
     """Great Expectations reads ``$NAME`` in a site's path as a variable: normcore builds the
     site elsewhere, so the report lands at the path the user gave."""
