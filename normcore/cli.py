@@ -593,7 +593,7 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     reads = _quality_reads(args, source, artifact_path) + ([Place("--drift", args.drift)] if args.drift else [])
     with _writes(reads, {"--output": (target, args.output)}):
         drift = load_drift(args.drift, artifact) if args.drift is not None else None
-        page = build_report(artifact, artifact_path, source, drift, job.local.batch_size)
+        page = build_report(artifact, artifact_path, source, drift, job.local.batch_size, job.local.worker_count())
         with writing("--output", args.output):
             target.staging.write_text(page, encoding="utf-8")
     print(f"report: {args.output} ({len(page) // 1024} KiB, {len(artifact.feature_names)} features)")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from normcore.quality.checks import expected_ranges, require_features
 from normcore.quality.conformity import ConformityCombiner
 from normcore.quality.drift import REPORT_FILE as DRIFT_FILE
 from normcore.stats import ColumnRequest, ColumnStats, FeatureStatsCombiner
+from normcore.stats.combiner import ColumnsAccumulator
 from normcore.text import number
 
 #: Recognises a page this module wrote (``normcore report`` replaces only those).
@@ -128,6 +129,13 @@ class _Histograms:
             self.tails[name][0] += below
             self.tails[name][1] += above
 
+    def merge(self, other: _Histograms) -> _Histograms:
+        """Add ``other``'s counts (the same edges) into this object and return it."""
+        for name in self.edges:
+            self.counts[name] += other.counts[name]
+            self.tails[name] = [mine + theirs for mine, theirs in zip(self.tails[name], other.tails[name], strict=True)]
+        return self
+
 
 def _plot(name: str, before: _Histograms, after: _Histograms, method: str, space: str | None) -> str:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -207,8 +215,11 @@ def build_report(
     source: InputSource,
     drift: Mapping[str, Any] | None = None,
     batch_size: int = 131_072,
+    workers: int = 1,
 ) -> str:
-    """The HTML page for ``source`` (raw data) and ``artifact``.
+    """The HTML page for ``source`` (raw data) and ``artifact``, its two passes (statistics,
+    then histograms) reading the fragments on ``workers`` threads; the shares merge in
+    fragment order, so the page is the same for any number.
 
     Raises
     ------
@@ -227,22 +238,37 @@ def build_report(
     spaces = {name: artifact.transform(name).method.space for name in names}
     raw_stats, normalized_stats = FeatureStatsCombiner(_requests(names, maps)), FeatureStatsCombiner(_requests(names))
     conformity = ConformityCombiner(ranges)
+    combiners = (raw_stats, normalized_stats, conformity)
+
+    def measure(batches: Iterable[pa.RecordBatch]) -> tuple[ColumnsAccumulator, ...]:
+        before, after, counts = (combiner.create_accumulator() for combiner in combiners)
+        for batch in batches:
+            normalized, _ = normalizer.transform_batch(batch)
+            raw_stats.add_batch(before, batch)
+            normalized_stats.add_batch(after, normalized)
+            conformity.add_batch(counts, normalized)
+        return before, after, counts
+
+    shares = source.map_fragments(measure, columns, batch_size, workers)
     before, after, counts = (
-        raw_stats.create_accumulator(),
-        normalized_stats.create_accumulator(),
-        conformity.create_accumulator(),
+        combiner.merge_accumulators([combiner.create_accumulator(), *(share[side] for share in shares)])
+        for side, combiner in enumerate(combiners)
     )
-    for batch in source.batches(columns, batch_size):
-        normalized, _ = normalizer.transform_batch(batch)
-        raw_stats.add_batch(before, batch)
-        normalized_stats.add_batch(after, normalized)
-        conformity.add_batch(counts, normalized)
     require_rows(before.rows, source.path)
-    hist_before = _Histograms({n: _edges(before.columns[n]) for n in names}, maps)
-    hist_after = _Histograms({n: _edges(after.columns[n]) for n in names})
-    for batch in source.batches(columns, batch_size):
-        hist_before.add(batch)
-        hist_after.add(normalizer.transform_batch(batch)[0])
+    edges_before = {n: _edges(before.columns[n]) for n in names}
+    edges_after = {n: _edges(after.columns[n]) for n in names}
+
+    def count(batches: Iterable[pa.RecordBatch]) -> tuple[_Histograms, _Histograms]:
+        sides = _Histograms(edges_before, maps), _Histograms(edges_after)
+        for batch in batches:
+            sides[0].add(batch)
+            sides[1].add(normalizer.transform_batch(batch)[0])
+        return sides
+
+    hist_before, hist_after = _Histograms(edges_before, maps), _Histograms(edges_after)
+    for share_before, share_after in source.map_fragments(count, columns, batch_size, workers):
+        hist_before.merge(share_before)
+        hist_after.merge(share_after)
     share = conformity.extract_output(counts)
     sections = []
     for name in names:

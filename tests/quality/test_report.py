@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -114,3 +115,38 @@ def test_report_of_the_fitted_data_is_fully_conforming(fitted, tmp_path, capsys)
     assert f"({rows} rows)" in output.read_text()
     assert "input range conformity: <b>100.00%</b>" in output.read_text()
     assert capsys.readouterr().out.startswith(f"report: {output} (")
+
+
+def test_workers_give_the_same_page(fitted, tmp_path):
+    """Both passes read the input's fragments (three files) on threads and merge the shares
+    in fragment order: the page of one worker and of three is the same, histograms and
+    statistics included, but for the time it was made."""
+    pages = []
+    for workers in ("1", "3"):
+        output = tmp_path / f"report-{workers}.html"
+        argv = ["report", str(fitted.raw), "--artifact", str(fitted.artifact), "--output", str(output)]
+        assert main([*argv, "--workers", workers, "--batch-size", "128"]) == 0
+        pages.append(re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "<time>", output.read_text()))
+    assert len(ds.dataset(fitted.raw).files) == 3
+    assert pages[0] == pages[1]
+    assert pages[0].count('src="data:image/png;base64,') == len(FEATURES)
+
+
+def test_histogram_shares_merge_to_the_counts_of_one_pass():
+    """Per-fragment histograms merged equal one histogram fed every batch, and NumPy's."""
+    from normcore.quality.report import BINS, _Histograms
+
+    rng = np.random.default_rng(4)
+    table = pa.table({"x": np.concatenate([rng.normal(size=3000), [np.nan, 50.0, -50.0]])})
+    edges = {"x": np.linspace(-3.0, 3.0, BINS + 1)}
+    whole, merged = _Histograms(edges), _Histograms(edges)
+    for batch in table.to_batches(max_chunksize=700):
+        whole.add(batch)
+        share = _Histograms(edges)
+        share.add(batch)
+        merged.merge(share)
+    values = table.column("x").to_numpy()
+    finite = values[np.isfinite(values)]
+    reference, _ = np.histogram(np.clip(finite, -3.0, 3.0), bins=edges["x"])
+    assert whole.counts["x"].tolist() == merged.counts["x"].tolist() == reference.tolist()
+    assert whole.tails["x"] == merged.tails["x"] == [int((finite < -3.0).sum()), int((finite > 3.0).sum())]
