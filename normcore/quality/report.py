@@ -106,7 +106,9 @@ def _histogram(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, int, 
     finite = values[np.isfinite(values)]
     below = int(np.count_nonzero(finite < edges[0]))
     above = int(np.count_nonzero(finite > edges[-1]))
-    counts, _ = np.histogram(np.clip(finite, edges[0], edges[-1]), bins=edges)
+    # The edges are np.linspace's (_edges), as NumPy's own for a bin count and range: given
+    # those, it bins by arithmetic (checked against the edges) instead of sorting each block.
+    counts, _ = np.histogram(np.clip(finite, edges[0], edges[-1]), bins=edges.size - 1, range=(edges[0], edges[-1]))
     return counts, below, above
 
 
