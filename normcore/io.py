@@ -136,8 +136,11 @@ class InputSource:
     def read_fragment(
         self, fragment: Fragment, columns: Sequence[str] | None = None, batch_size: int = 131_072
     ) -> Iterator[pa.RecordBatch]:
-        """Stream ``fragment``'s record batches, cast to the unified schema, with the bounded
-        memory of :meth:`batches`.
+        """Stream ``fragment``'s record batches, cast to the unified schema, with bounded memory.
+
+        One row group is decoded at a time, on this thread, without pre-buffering, so memory
+        grows with ``batch_size`` and the row group size and not with the data (pyarrow's
+        dataset scanner, by default, holds about 2 GiB on 20M rows x 8 doubles).
 
         Raises
         ------
@@ -183,17 +186,6 @@ class InputSource:
             return fold(self.read_fragment(fragment, columns, batch_size))
 
         return map_in_threads(fold_one, self.fragments(FRAGMENT_BYTES), workers)
-
-    def batches(self, columns: Sequence[str] | None = None, batch_size: int = 131_072) -> Iterator[pa.RecordBatch]:
-        """Stream record batches in file order with bounded memory: the fragments of
-        :meth:`fragments`, one after another, each read by :meth:`read_fragment`.
-
-        One row group is decoded at a time, on this thread, without pre-buffering, so memory
-        grows with ``batch_size`` and the row group size and not with the data (pyarrow's
-        dataset scanner, by default, holds about 2 GiB on 20M rows x 8 doubles).
-        """
-        for fragment in self.fragments(FRAGMENT_BYTES):
-            yield from self.read_fragment(fragment, columns, batch_size)
 
 
 def conform_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
