@@ -14,7 +14,6 @@ not with the data.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,7 +22,7 @@ from normcore.apply import ApplyCounts, BatchNormalizer
 from normcore.artifact import Artifact
 from normcore.config import JobConfig
 from normcore.fitting import fit_in_passes
-from normcore.io import FRAGMENT_BYTES, Fragment, InputSource, RollingParquetWriter, require_rows
+from normcore.io import FRAGMENT_BYTES, Fragment, InputSource, RollingParquetWriter, map_in_threads, require_rows
 from normcore.plan import FitPlan
 from normcore.progress import row_progress
 from normcore.stats import (
@@ -89,10 +88,9 @@ def apply(
             writer.close()
             return counts
 
-        with ThreadPoolExecutor(len(runs)) as pool:
-            counts = ApplyCounts()
-            for run_counts in pool.map(write_run, range(len(runs))):
-                counts.merge(run_counts)
+        counts = ApplyCounts()
+        for run_counts in map_in_threads(write_run, range(len(runs)), len(runs)):
+            counts.merge(run_counts)
     require_rows(counts.rows, source.path)
     return counts
 

@@ -157,6 +157,6 @@ def apply(
     with user_errors():
         normalize_frame(frame, artifact, inverse=inverse).write.mode("append").parquet(str(output_dir))
         counts = key_counts(frame, artifact) if artifact.key is not None else ApplyCounts()
-    counts.rows = sum(pq.ParquetFile(path).metadata.num_rows for path in sorted(output_dir.glob("*.parquet")))
+    counts.rows = sum(pq.ParquetFile(path).metadata.num_rows for path in output_dir.glob("*.parquet"))
     require_rows(counts.rows, source.path)
     return counts
