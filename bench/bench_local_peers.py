@@ -7,7 +7,8 @@ in interleaved rounds; the table gives each one's median wall seconds and the re
 error of its variance of ``f7`` (the square of the standard deviation it normalized with)
 against a long-double two-pass reference.
 
-* normcore: ``normcore fit`` + ``normcore apply`` (two processes, default workers).
+* normcore: ``normcore fit`` + ``normcore apply`` (two processes, default workers), and
+  ``normcore run --no-validate`` (the same fit and apply in one process, as each peer runs).
 * polars: a lazy ``scan_parquet``, the aggregates, then ``sink_parquet`` of the expressions.
 * DuckDB: ``avg`` / ``var_pop`` over ``read_parquet``, then ``COPY ... TO`` Parquet.
 * pyarrow's bare multi-threaded scan of the files (what a fit must read), and a bare
@@ -29,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -129,15 +131,24 @@ def main() -> None:
     peers = args.peers_python
     artifact = work / "artifact.json"
 
-    def normcore_job() -> float:
+    def fit_then_apply() -> tuple[float, float]:
         fit, _ = timed([*NORMCORE, "fit", str(data), "--artifact", str(artifact)])
         apply, _ = timed([*NORMCORE, "apply", str(data), "--artifact", str(artifact), "--output", str(work / "nc")])
+        return fit, apply
+
+    def normcore_job() -> float:
+        fit, apply = fit_then_apply()
         seconds["normcore fit"].append(fit)
         seconds["normcore apply"].append(apply)
         return fit + apply
 
+    def normcore_run() -> float:
+        argv = ["run", str(data), "--artifact", str(artifact), "--output", str(work / "nc"), "--no-validate"]
+        return timed([*NORMCORE, *argv])[0]
+
     jobs = {
         "normcore fit + apply": normcore_job,
+        "normcore run": normcore_run,
         "polars": lambda: timed([peers, "-c", POLARS, str(data), str(work / "polars.parquet")])[0],
         "duckdb": lambda: timed([peers, "-c", DUCKDB, str(data), str(work / "duckdb.parquet")])[0],
         "pyarrow bare scan": lambda: timed([sys.executable, "-c", BARE_SCAN, str(data)])[0],
@@ -153,9 +164,16 @@ def main() -> None:
     work.mkdir(parents=True)
 
     exact = reference_variance(data)
-    normcore_job()
+
+    def fitted_variance(job: Callable[[], object]) -> float:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        job()
+        return json.loads(artifact.read_text())["features"]["f7"]["stats"]["var"]
+
     errors = {
-        "normcore fit + apply": json.loads(artifact.read_text())["features"]["f7"]["stats"]["var"],
+        "normcore fit + apply": fitted_variance(fit_then_apply),
+        "normcore run": fitted_variance(normcore_run),
         "polars": _printed_variance(timed([peers, "-c", POLARS, str(data), str(work / "polars.parquet")])[1]),
         "duckdb": _printed_variance(timed([peers, "-c", DUCKDB, str(data), str(work / "duckdb.parquet")])[1]),
     }

@@ -136,6 +136,9 @@ class ValidationConfig(_Strict):
 
     Attributes
     ----------
+    enabled : bool
+        ``run`` ends with validation (false, or ``run --no-validate``: it stops once the
+        artifact and the output are written; ``normcore validate`` can check them later).
     mostly : float in (0, 1]
         Fraction of a feature's non-missing values that must lie in its expected range.
     report : str or None
@@ -153,6 +156,7 @@ class ValidationConfig(_Strict):
         Seed of that sample.
     """
 
+    enabled: bool = True
     mostly: float = Field(1.0, gt=0, le=1)
     report: str | None = None
     z: float = Field(5.0, gt=0)

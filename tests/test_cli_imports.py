@@ -70,6 +70,14 @@ def test_parquet_apply_loads_no_pandas(tmp_path: Path) -> None:
     assert loaded == ["pyarrow"]  # no compute kernels for float64 columns without nulls, no YAML without --config
 
 
+def test_run_without_validation_loads_no_quality_stack(tmp_path: Path) -> None:
+    data, _ = _fitted(tmp_path)
+    argv = ["run", data, "--artifact", str(tmp_path / "r.json"), "--output", str(tmp_path / "out"), "--no-validate"]
+    codes, loaded = _loaded([argv], [*HEAVY, *SLOW])
+    assert codes == [0]
+    assert loaded == ["pyarrow"]
+
+
 def test_config_file_nulls_and_integers_load_what_they_need(tmp_path: Path) -> None:
     data = str(tmp_path / "n.parquet")
     pq.write_table(pa.table({"x": [1.0, None, 4.0], "y": [3, 1, 2]}), data)

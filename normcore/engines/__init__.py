@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
-from importlib.metadata import entry_points
 from types import ModuleType
 
 from normcore.errors import ConfigError
@@ -35,6 +34,8 @@ LOCAL = "local"
 @cache
 def engine_modules() -> dict[str, str]:
     """Engine name -> module path: the local engine, then every registered one."""
+    from importlib.metadata import entry_points  # reading the installed packages: not for a local job
+
     registered = {point.name: point.value for point in entry_points(group=ENTRY_POINT_GROUP)}
     return {LOCAL: "normcore.engines.local", **{k: v for k, v in registered.items() if k != LOCAL}}
 

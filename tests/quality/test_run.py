@@ -1,4 +1,5 @@
-"""``normcore run`` ends with validation; its exit code says whether the output conformed."""
+"""``normcore run`` ends with validation; its exit code says whether the output conformed.
+Without validation it is ``fit`` then ``apply`` in one process."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
@@ -90,3 +92,32 @@ def test_run_refuses_a_report_directory_of_other_files_before_fitting(tmp_path, 
     assert main(["run", "--config", str(config)]) == 2
     assert "exists and was not written by normcore" in capsys.readouterr().err
     assert not (tmp_path / "artifact.json").exists() and not (tmp_path / "normalized").exists()
+
+
+@pytest.mark.parametrize("switch", ["--no-validate", "enabled: false"])
+def test_run_without_validation_writes_what_fit_and_apply_write(tmp_path, capsys, switch):
+    config = _job(tmp_path, quality_table(1_500, seed=12), **({"enabled": False} if switch != "--no-validate" else {}))
+    argv = ["run", "--config", str(config), *([switch] if switch == "--no-validate" else [])]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2].startswith(f"validation: off; check the output with normcore validate {tmp_path / 'normalized'}")
+    assert not (tmp_path / "validation").exists()
+    job = ["--config", str(config), "--artifact", str(tmp_path / "fit.json")]
+    assert main(["fit", *job]) == 0
+    assert main(["apply", *job, "--output", str(tmp_path / "applied")]) == 0
+    ran, fitted = (json.loads((tmp_path / name).read_text()) for name in ("artifact.json", "fit.json"))
+    assert ran["features"] == fitted["features"] and ran["rows"] == fitted["rows"] == 1_500
+    ran_rows, applied_rows = (ds.dataset(tmp_path / name).to_table() for name in ("normalized", "applied"))
+    assert ran_rows.schema == applied_rows.schema
+    assert ran_rows.to_pandas().equals(applied_rows.to_pandas())  # NaN equal to NaN, dtypes and order compared
+
+
+@pytest.mark.parametrize("switch", ["--no-validate", "enabled: false"])
+def test_run_refuses_a_report_it_would_not_write(tmp_path, capsys, switch):
+    config = _job(tmp_path, quality_table(200, seed=1), **({"enabled": False} if switch != "--no-validate" else {}))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    argv = ["run", "--config", str(config), "--report", str(tmp_path / "r"), *([switch] if switch[0] == "-" else [])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: option --report: there is no validation report to write (")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
