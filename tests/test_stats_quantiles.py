@@ -78,6 +78,20 @@ def test_same_updates_give_the_same_sketch_bit_for_bit() -> None:
     assert first == second
 
 
+@pytest.mark.parametrize("zeros", [0.0, 0.3, 0.9])
+def test_level_zero_sort_is_numpys_stable_sort_bit_for_bit(zeros: float) -> None:
+    # The sketch sorts its unsorted level with NumPy's unstable sort and restores the order
+    # of 0.0 / -0.0 (equal, different bits); a wrong restore changes the sketch's bits.
+    from normcore.stats.quantiles import _sorted_stably
+
+    rng = np.random.default_rng(int(zeros * 10))
+    for size in (0, 1, 2, 17, 1_000, 40_000):
+        values = np.round(rng.normal(size=size), 2) * (rng.random(size) >= zeros)
+        values = np.where(rng.random(size) < 0.5, -values, values)  # -0.0 among the zeros
+        expected = np.sort(values, kind="stable")
+        assert np.array_equal(_sorted_stably(values).view(np.int64), expected.view(np.int64))
+
+
 @pytest.mark.parametrize(
     "field, value, message",
     [

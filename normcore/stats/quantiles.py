@@ -55,6 +55,20 @@ def _offset_bit(compactions: int) -> int:
     return (z ^ (z >> 31)) & 1
 
 
+def _sorted_stably(finite_values: np.ndarray) -> np.ndarray:
+    """``np.sort(finite_values, kind="stable")``, bit for bit, at the speed of NumPy's
+    unstable sort (2x faster on the level 0 of random values, where the sketch spends its
+    time): among finite floats only ``0.0`` and ``-0.0`` compare equal with different bits,
+    so the run of zeros is put back in its input order and everything else is where the
+    stable sort puts it."""
+    items = np.sort(finite_values)
+    zeros = finite_values[finite_values == 0]
+    if zeros.size:
+        first = int(np.searchsorted(items, 0.0))
+        items[first : first + zeros.size] = zeros
+    return items
+
+
 class QuantileSketch:
     """A deterministic KLL quantile sketch over the finite values of one column.
 
@@ -151,7 +165,7 @@ class QuantileSketch:
             height = next(h for h, level in enumerate(self._levels) if level.size >= self._capacity(h))
             if height == len(self._levels) - 1:
                 self._levels.append(np.empty(0, dtype=np.float64))
-            items = np.sort(self._levels[height], kind="stable")
+            items = _sorted_stably(self._levels[0]) if height == 0 else np.sort(self._levels[height], kind="stable")
             kept = items.size % 2  # an odd item stays behind (the smallest)
             promoted = items[kept + _offset_bit(self._compactions) :: 2]
             self._compactions += 1
