@@ -346,6 +346,29 @@ def map_in_threads(function: Callable[[S], T], items: Sequence[S], workers: int)
         return list(pool.map(function, items))
 
 
+#: Bytes of a column's first batch that :func:`compression_pays` compresses to decide.
+CODEC_SAMPLE_BYTES = 64 * 1024
+#: Smallest saving (compressed / raw at most 1 - this) for which a column is compressed.
+CODEC_MIN_SAVING = 0.1
+
+
+def compression_pays(column: pa.Array) -> bool:
+    """Whether Snappy saves at least :data:`CODEC_MIN_SAVING` of the first
+    :data:`CODEC_SAMPLE_BYTES` of a fixed-width ``column``'s values (its nulls' slots included).
+
+    Normalized floats of continuous data hold near-random mantissas that Snappy cannot
+    shrink, and trying costs a tenth of writing them; a feature of few distinct values (a
+    z-scored 0 / 1 flag) shrinks several times over.
+    """
+    values = column.buffers()[1]
+    width = column.type.byte_width
+    start = column.offset * width
+    sample = values[start : start + min(CODEC_SAMPLE_BYTES, len(column) * width)]
+    if sample.size == 0:
+        return True
+    return len(pa.compress(sample, "snappy", asbytes=True)) <= (1 - CODEC_MIN_SAVING) * sample.size
+
+
 class RollingParquetWriter:
     """Writes batches to ``PREFIX-00000.parquet``, ``PREFIX-00001.parquet``, ... in ``directory``.
 
@@ -353,7 +376,9 @@ class RollingParquetWriter:
     files stay a manageable size and row order is preserved across them.
     ``dictionary_columns`` lists the columns worth dictionary encoding (default:
     none); normalized floats are all distinct, and trying a dictionary on them
-    makes writing about 8x slower.
+    makes writing about 8x slower. Pages are Snappy-compressed, except in a file's
+    ``sampled_columns`` (fixed-width) where the file's first batch shows that
+    compression does not pay (:func:`compression_pays`).
     """
 
     def __init__(
@@ -363,11 +388,13 @@ class RollingParquetWriter:
         rows_per_file: int = 2_000_000,
         dictionary_columns: Sequence[str] = (),
         prefix: str = "part",
+        sampled_columns: Sequence[str] = (),
     ) -> None:
         self.directory = Path(directory)
         self.schema = schema
         self.rows_per_file = rows_per_file
         self.dictionary_columns = list(dictionary_columns)
+        self.sampled_columns = list(sampled_columns)
         self.prefix = prefix
         self.files: list[Path] = []
         self._writer: pq.ParquetWriter | None = None
@@ -378,18 +405,26 @@ class RollingParquetWriter:
         offset = 0
         while offset < batch.num_rows:
             if self._writer is None or self._rows_in_file >= self.rows_per_file:
-                self._open_next()
+                self._open_next(batch.slice(offset))
             take = min(batch.num_rows - offset, self.rows_per_file - self._rows_in_file)
             self._writer.write_batch(batch.slice(offset, take))
             offset += take
             self._rows_in_file += take
 
-    def _open_next(self) -> None:
+    def _open_next(self, first: pa.RecordBatch | None = None) -> None:
         if self._writer is not None:
             self._writer.close()
         path = self.directory / f"{self.prefix}-{len(self.files):05d}.parquet"
+        compression: dict[str, str] = {name: "snappy" for name in self.schema.names}
+        for name in self.sampled_columns if first is not None else ():
+            if not compression_pays(first.column(name)):
+                compression[name] = "none"
         self._writer = pq.ParquetWriter(
-            path, self.schema, use_dictionary=self.dictionary_columns or False, **PARQUET_WRITE_OPTIONS
+            path,
+            self.schema,
+            use_dictionary=self.dictionary_columns or False,
+            compression=compression,
+            **PARQUET_WRITE_OPTIONS,
         )
         self.files.append(path)
         self._rows_in_file = 0

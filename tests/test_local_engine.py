@@ -86,6 +86,27 @@ def test_apply_output_keeps_rows_and_pass_through_columns(tmp_path: Path, sample
         assert result.column(name).null_count == sample_table.column(name).null_count
 
 
+def test_apply_compresses_the_features_where_snappy_pays(tmp_path: Path) -> None:
+    # A continuous feature's normalized mantissas do not compress: written uncompressed. A
+    # 0 / 1 flag and the pass-through column stay Snappy-compressed; the values are NumPy's.
+    rng = np.random.default_rng(4)
+    continuous, flag = rng.normal(5.0, 2.0, 50_000), (rng.random(50_000) < 0.3).astype(np.float64)
+    pq.write_table(pa.table({"x": continuous, "flag": flag, "kept": continuous}), tmp_path / "in.parquet")
+    artifact, output = tmp_path / "a.json", tmp_path / "out"
+    assert main(["fit", str(tmp_path / "in.parquet"), "--artifact", str(artifact), "--features", "x,flag"]) == 0
+    assert main(["apply", str(tmp_path / "in.parquet"), "--artifact", str(artifact), "--output", str(output)]) == 0
+    (part,) = output.glob("*.parquet")
+    chunks = pq.ParquetFile(part).metadata.row_group(0)
+    codecs = {chunks.column(i).path_in_schema: chunks.column(i).compression for i in range(chunks.num_columns)}
+    assert codecs == {"x": "UNCOMPRESSED", "flag": "SNAPPY", "kept": "SNAPPY"}
+    flag_chunk = chunks.column(list(codecs).index("flag"))
+    assert flag_chunk.total_compressed_size < flag_chunk.total_uncompressed_size / 3
+    result = pq.read_table(part)
+    for name, values in (("x", continuous), ("flag", flag)):
+        np.testing.assert_allclose(result.column(name).to_numpy(), (values - values.mean()) / values.std(), rtol=1e-12)
+    assert result.column("kept").to_numpy().tobytes() == continuous.tobytes()
+
+
 @pytest.mark.parametrize("method", ["zscore", "minmax", "robust", "quantile", "decimal"])
 def test_inverse_apply_restores_the_input(tmp_path: Path, sample_dir: Path, sample_table, method: str) -> None:
     artifact, normalized, restored = tmp_path / "a.json", tmp_path / "n", tmp_path / "r"

@@ -76,7 +76,12 @@ def apply(
 
         def write_run(index: int) -> ApplyCounts:
             writer = RollingParquetWriter(
-                output_dir, schema, job.local.rows_per_file, pass_through, prefix=f"part-{index:05d}"
+                output_dir,
+                schema,
+                job.local.rows_per_file,
+                pass_through,
+                prefix=f"part-{index:05d}",
+                sampled_columns=normalizer.features,
             )
             counts = ApplyCounts()
             for fragment in runs[index]:
