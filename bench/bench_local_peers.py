@@ -13,7 +13,7 @@ against a long-double two-pass reference.
 * DuckDB: ``avg`` / ``var_pop`` over ``read_parquet``, then ``COPY ... TO`` Parquet.
 * pyarrow's bare multi-threaded scan of the files (what a fit must read), and a bare
   read + write copy through ``pyarrow.dataset`` with the Parquet settings normcore writes
-  (no dictionary, page checksums): what an apply must read and write.
+  (no dictionary, page checksums, snappy): what an apply must read and write.
 
 Usage: ``python bench/bench_local_peers.py --peers-python .venv-peers/bin/python
 [--rows N] [--rounds R]`` (``make bench-peers``). Writes ``bench/results/local_peers.json``.
@@ -148,7 +148,7 @@ def main() -> None:
 
     jobs = {
         "normcore fit + apply": normcore_job,
-        "normcore run": normcore_run,
+        "normcore run --no-validate": normcore_run,
         "polars": lambda: timed([peers, "-c", POLARS, str(data), str(work / "polars.parquet")])[0],
         "duckdb": lambda: timed([peers, "-c", DUCKDB, str(data), str(work / "duckdb.parquet")])[0],
         "pyarrow bare scan": lambda: timed([sys.executable, "-c", BARE_SCAN, str(data)])[0],
@@ -173,7 +173,7 @@ def main() -> None:
 
     errors = {
         "normcore fit + apply": fitted_variance(fit_then_apply),
-        "normcore run": fitted_variance(normcore_run),
+        "normcore run --no-validate": fitted_variance(normcore_run),
         "polars": _printed_variance(timed([peers, "-c", POLARS, str(data), str(work / "polars.parquet")])[1]),
         "duckdb": _printed_variance(timed([peers, "-c", DUCKDB, str(data), str(work / "duckdb.parquet")])[1]),
     }
@@ -182,10 +182,10 @@ def main() -> None:
 
     medians = {name: statistics.median(values) for name, values in seconds.items() if values}
     print(f"{args.rows:,} rows x {COLUMNS} float64 columns, {FILES} Parquet files; median of {args.rounds} rounds")
-    print(f"{'job':<22} {'seconds':>8}  {'variance error of 1e9 + N(0,1)':>30}")
+    print(f"{'job':<26} {'seconds':>8}  {'variance error of 1e9 + N(0,1)':>30}")
     for name, value in medians.items():
         error = f"{errors[name]:.1e}" if name in errors else ""
-        print(f"{name:<22} {value:8.2f}  {error:>30}")
+        print(f"{name:<26} {value:8.2f}  {error:>30}")
     fit_ratio = medians["normcore fit"] / medians["pyarrow bare scan"]
     apply_ratio = medians["normcore apply"] / medians["pyarrow bare copy"]
     print(f"fit / bare scan {fit_ratio:.2f}x, apply / bare copy {apply_ratio:.2f}x")
