@@ -1,6 +1,7 @@
 """NumPy's operations adapter: ``clip_finite`` (the tail of the linear formulas) gives the
 values of its definition, ``where(is_finite(x), clip(y, low, high), x)`` written here in
-plain NumPy, through its one-reduction fast path and its masked path alike."""
+plain NumPy, through its one-reduction fast path (small arrays and large) and its masked
+path alike."""
 
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ def _cases() -> list[tuple[str, np.ndarray]]:
     with_inf[7, 2], with_inf[9, 0] = np.inf, -np.inf
     huge = np.full((6, 4), 1e308)  # every value finite, their sum is not
     zeros = np.array([[-0.0, 0.0]])
-    return [("finite", finite), ("nan", with_nan), ("inf", with_inf), ("huge", huge), ("zeros", zeros)]
+    rows = [("row", finite[:1]), ("row nan", with_nan[3:4]), ("row inf", with_inf[7:8]), ("row -inf", with_inf[9:10])]
+    # a (6, 4) block and the rows take the small-array path (a Python sum), the rest NumPy's reduction
+    return [("finite", finite), ("nan", with_nan), ("inf", with_inf), ("huge", huge), ("zeros", zeros), *rows]
 
 
 @pytest.mark.parametrize("name, x", _cases())

@@ -133,8 +133,11 @@ class NumpyOps:
         # with it every x: one reduction instead of a mask, its count and a copy. Then
         # saturation bounds cannot change y, and other bounds clip it in place. (The sum may
         # overflow: formulas run under the evaluators' np.errstate, as their arithmetic does.)
+        # Up to _SMALL values, Python's sum of the list is the cheaper reduction (a row of
+        # features: 0.2 us against NumPy's 0.9 us call overhead).
         if isinstance(y, np.ndarray) and y.dtype == np.float64 and y.flags.writeable:
-            if math.isfinite(np.add.reduce(y, axis=None)):
+            total = sum(y.ravel().tolist()) if y.size <= _SMALL else np.add.reduce(y, axis=None)
+            if math.isfinite(total):
                 if type(low) is float and type(high) is float and -low == high == _FLOAT_MAX:
                     return y
                 return np.clip(y, low, high, out=y)
@@ -151,6 +154,8 @@ class NumpyOps:
 
 
 _FLOAT_MAX = float(np.finfo(np.float64).max)
+#: Largest array whose finiteness clip_finite checks by a Python sum of its values.
+_SMALL = 32
 
 #: The NumPy adapter.
 NUMPY_OPS = NumpyOps()
