@@ -700,8 +700,8 @@ def run() -> NoReturn:
     exit; an uncaught exception finalizes as usual.
 
     The process also skips pydantic's search of every installed package for plugins
-    (``PYDANTIC_DISABLE_PLUGINS``, unless set already): 20 ms of each command's start-up,
-    spent to instrument models that are normcore's own.
+    (``PYDANTIC_DISABLE_PLUGINS``, unless set already): ~12 ms of each command's start-up
+    here, spent to instrument models that are normcore's own.
     """
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     returned: list[int] = []

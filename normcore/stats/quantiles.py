@@ -165,7 +165,8 @@ class QuantileSketch:
             height = next(h for h, level in enumerate(self._levels) if level.size >= self._capacity(h))
             if height == len(self._levels) - 1:
                 self._levels.append(np.empty(0, dtype=np.float64))
-            items = _sorted_stably(self._levels[0]) if height == 0 else np.sort(self._levels[height], kind="stable")
+            level = self._levels[height]  # level 0 unsorted, every level above sorted already
+            items = _sorted_stably(level) if height == 0 else np.sort(level, kind="stable")
             kept = items.size % 2  # an odd item stays behind (the smallest)
             promoted = items[kept + _offset_bit(self._compactions) :: 2]
             self._compactions += 1
