@@ -699,11 +699,15 @@ def run() -> NoReturn:
     stderr and ends the process (``os._exit``). Only a normal return takes the quick
     exit; an uncaught exception finalizes as usual.
 
-    The process also skips pydantic's search of every installed package for plugins
-    (``PYDANTIC_DISABLE_PLUGINS``, unless set already): ~12 ms of each command's start-up
-    here, spent to instrument models that are normcore's own.
+    Two settings apply unless the environment sets them already. The process skips
+    pydantic's search of every installed package for plugins (``PYDANTIC_DISABLE_PLUGINS``):
+    ~12 ms of each command's start-up here, spent to instrument models that are normcore's
+    own. And NumPy's OpenBLAS starts no thread pool (``OPENBLAS_NUM_THREADS=1``): no command
+    multiplies matrices, yet at import OpenBLAS starts a thread per core that spins for
+    work, ~0.1 CPU-s a process here, on the cores the workers read and write on.
     """
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     returned: list[int] = []
     atexit.register(_exit_quickly, returned)
     code = main()

@@ -4,6 +4,7 @@ usual interpreter exit after an uncaught exception."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,24 @@ def test_an_uncaught_exception_exits_as_usual() -> None:
     done = _run_with_command("def command():\n    raise RuntimeError('boom')\n")
     assert done.returncode == 1
     assert "RuntimeError: boom" in done.stderr
+
+
+def _threads_after_numpy(environment: dict[str, str]) -> int:
+    """Threads of a ``normcore.cli.run()`` process once its command has imported NumPy."""
+    body = (
+        "import os\n"
+        "def command():\n"
+        "    import numpy\n"
+        "    print(len(os.listdir('/proc/self/task')))\n"
+        "    return 0\n"
+    )
+    probe = f"import normcore.cli as cli\n{body}\ncli.main = command\ncli.run()\n"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=environment)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
+
+
+def test_openblas_starts_no_thread_pool_unless_the_environment_asks() -> None:
+    environment = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    assert _threads_after_numpy(environment) == 1
+    assert _threads_after_numpy({**environment, "OPENBLAS_NUM_THREADS": "2"}) == 2
