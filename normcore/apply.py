@@ -9,7 +9,7 @@ API's NumPy and DataFrame inputs), the linear methods' columns in one expression
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -109,9 +109,10 @@ class BatchNormalizer:
         if self.artifact.key is not None and schema.get_field_index(self.artifact.key) < 0:
             raise ArtifactError(f"input '{source}' lacks key column '{self.artifact.key}' the artifact was fitted with")
 
-    def output_schema(self, schema: pa.Schema) -> pa.Schema:
-        """``schema`` with every transformed feature as float64 (same position, name, nullability)."""
-        return float64_features(schema, self.features)
+    def output_schema(self, schema: pa.Schema, null_free: Collection[str] = ()) -> pa.Schema:
+        """``schema`` with every transformed feature as float64 (same position, name and
+        nullability; features in ``null_free`` declared not null: :func:`float64_features`)."""
+        return float64_features(schema, self.features, null_free)
 
     def transform_values(self, name: str, values: np.ndarray, key: str | None = None) -> np.ndarray:
         """Transform (or invert) float64 ``values`` of feature ``name``."""

@@ -17,7 +17,7 @@ read CSV and to hand a whole dataset to a caller that asks for one.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +128,40 @@ class InputSource:
                 found.append(Fragment(path, tuple(groups), size, rows))
         return found
 
+    def null_free(self, columns: Sequence[str]) -> frozenset[str]:
+        """Those of ``columns`` that hold no null in any file, as the files' Parquet footers
+        prove it: every row group records a null count of zero for the column (or its field
+        is declared not null). A column missing from a file reads as nulls there; a CSV
+        input proves nothing (empty set).
+
+        Raises
+        ------
+        InputError
+            A file cannot be read (named in the message).
+        """
+        if self.format != "parquet":
+            return frozenset()
+        free = {name for name in columns if self.schema.get_field_index(name) >= 0}
+        for path in self.files:
+            if not free:
+                break
+            try:
+                with self._open(path) as stream:
+                    metadata = pq.ParquetFile(stream).metadata
+            except (pa.ArrowException, OSError) as exc:
+                raise InputError(f"cannot read input file '{path}': {_first_line(exc)}") from None
+            leaves = {metadata.schema.column(i).path: i for i in range(metadata.num_columns)}
+            declared = metadata.schema.to_arrow_schema()
+            for name in list(free):
+                leaf, index = leaves.get(name), declared.get_field_index(name)
+                if leaf is None or index < 0:
+                    free.discard(name)
+                elif declared.field(index).nullable and not all(
+                    _counts_no_null(metadata.row_group(group).column(leaf)) for group in range(metadata.num_row_groups)
+                ):
+                    free.discard(name)
+        return frozenset(free)
+
     def _open(self, path: str) -> pa.NativeFile:
         if self.filesystem is None:
             return pa.memory_map(path) if self.format == "parquet" else pa.OSFile(path)
@@ -188,6 +222,11 @@ class InputSource:
         return map_in_threads(fold_one, self.fragments(FRAGMENT_BYTES), workers)
 
 
+def _counts_no_null(chunk: pq.ColumnChunkMetaData) -> bool:
+    statistics = chunk.statistics
+    return statistics is not None and statistics.has_null_count and statistics.null_count == 0
+
+
 def conform_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     """``batch`` as ``schema``: columns by name in its order, cast to its types (an ``int32``
     file in an ``int64`` dataset), and all-null columns for those the file lacks."""
@@ -204,13 +243,38 @@ def conform_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def float64_features(schema: pa.Schema, features: Sequence[str]) -> pa.Schema:
-    """``schema`` with each of ``features`` as float64 (same position, name and nullability):
-    the schema of a normalized output, on every engine."""
+def float64_features(schema: pa.Schema, features: Sequence[str], null_free: Collection[str] = ()) -> pa.Schema:
+    """``schema`` with each of ``features`` as float64 (same position and name): the schema
+    of a normalized output, on every engine. A feature keeps its nullability, except that
+    those in ``null_free`` (:meth:`InputSource.null_free`) are declared not null: Parquet
+    then stores them without definition levels, which writing and reading skip."""
     for name in features:
         index = schema.get_field_index(name)
-        schema = schema.set(index, schema.field(index).with_type(pa.float64()))
+        field = schema.field(index).with_type(pa.float64())
+        schema = schema.set(index, field.with_nullable(False) if name in null_free else field)
     return schema
+
+
+def relabel(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.RecordBatch | pa.Table:
+    """``batch`` under ``schema``, which has its column names and types and may declare more
+    of them not null (:func:`float64_features`); no data is copied.
+
+    Raises
+    ------
+    InputError
+        A column declared not null holds nulls: the footers of the input's files said it
+        had none (named in the message).
+    """
+    if batch.schema.equals(schema):
+        return batch
+    for field, column in zip(schema, batch.columns, strict=True):
+        if not field.nullable and column.null_count:
+            raise InputError(
+                f"column '{field.name}' holds {column.null_count} null(s) where the Parquet footers of the "
+                "input counted none: the input files are inconsistent"
+            )
+    kind = pa.RecordBatch if isinstance(batch, pa.RecordBatch) else pa.Table
+    return kind.from_arrays(batch.columns, schema=schema)
 
 
 def require_rows(rows: int, source: str | None) -> None:
@@ -378,7 +442,8 @@ class RollingParquetWriter:
     none); normalized floats are all distinct, and trying a dictionary on them
     makes writing about 8x slower. Pages are Snappy-compressed, except in a file's
     ``sampled_columns`` (fixed-width) where the file's first batch shows that
-    compression does not pay (:func:`compression_pays`).
+    compression does not pay (:func:`compression_pays`). Batches are written under
+    ``schema`` (:func:`relabel`: it may declare columns not null that a batch does not).
     """
 
     def __init__(
@@ -407,7 +472,7 @@ class RollingParquetWriter:
             if self._writer is None or self._rows_in_file >= self.rows_per_file:
                 self._open_next(batch.slice(offset))
             take = min(batch.num_rows - offset, self.rows_per_file - self._rows_in_file)
-            self._writer.write_batch(batch.slice(offset, take))
+            self._writer.write_batch(relabel(batch.slice(offset, take), self.schema))
             offset += take
             self._rows_in_file += take
 

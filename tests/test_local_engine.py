@@ -16,6 +16,8 @@ from core_support import write_parts
 
 from normcore.artifact import load_artifact
 from normcore.cli import main
+from normcore.errors import InputError
+from normcore.io import open_input, relabel
 
 FEATURES = ["price", "rate", "count", "latency"]
 
@@ -105,6 +107,65 @@ def test_apply_compresses_the_features_where_snappy_pays(tmp_path: Path) -> None
     for name, values in (("x", continuous), ("flag", flag)):
         np.testing.assert_allclose(result.column(name).to_numpy(), (values - values.mean()) / values.std(), rtol=1e-12)
     assert result.column("kept").to_numpy().tobytes() == continuous.tobytes()
+
+
+def _write_for_nullability(directory: Path) -> None:
+    """Two files: ``clean`` never null, ``holey`` null once in the second file's second row
+    group, ``partial`` absent from the second file, ``hidden`` without statistics in the
+    first, ``declared`` a not-null field written without statistics, ``tag`` passed through."""
+    directory.mkdir()
+    rng = np.random.default_rng(9)
+    values = [rng.normal(3.0, 2.0, 600) for _ in range(2)]
+    holey = values[1].copy().tolist()
+    holey[450] = None
+    not_null = pa.field("declared", pa.float64(), nullable=False)
+    first = pa.table(
+        {"clean": values[0], "holey": values[0], "partial": values[0], "hidden": values[0], "tag": ["a"] * 600}
+    ).append_column(not_null, [values[0]])
+    second = pa.table(
+        {"clean": values[1], "holey": pa.array(holey), "hidden": values[1], "tag": ["b"] * 600}
+    ).append_column(not_null, [values[1]])
+    pq.write_table(first, directory / "p0.parquet", row_group_size=250, write_statistics=["clean", "holey", "partial"])
+    pq.write_table(second, directory / "p1.parquet", row_group_size=250, write_statistics=["clean", "holey", "hidden"])
+
+
+def test_null_free_features_are_written_declared_not_null(tmp_path: Path) -> None:
+    # What the footers prove null-free goes out as a required Parquet column (no definition
+    # levels); everything else keeps its nullability, and the values are NumPy's z-scores.
+    data, artifact, output = tmp_path / "in", tmp_path / "a.json", tmp_path / "out"
+    _write_for_nullability(data)
+    features = ["clean", "holey", "partial", "hidden", "declared"]
+    assert open_input(str(data)).null_free([*features, "tag", "absent"]) == {"clean", "declared"}
+    assert main(["fit", str(data), "--artifact", str(artifact), "--features", ",".join(features)]) == 0
+    assert main(["apply", str(data), "--artifact", str(artifact), "--output", str(output), "--workers", "2"]) == 0
+    source = ds.dataset(data).to_table()
+    for part in sorted(output.glob("*.parquet")):
+        parquet_schema = pq.ParquetFile(part).metadata.schema
+        levels = {parquet_schema.column(i).name: parquet_schema.column(i).max_definition_level for i in range(6)}
+        assert levels == {"clean": 0, "holey": 1, "partial": 1, "hidden": 1, "tag": 1, "declared": 0}
+    result = ds.dataset(output).to_table()
+    assert [f.nullable for f in result.schema] == [False, True, True, True, True, False]
+    assert result.schema.field("tag") == source.schema.field("tag")
+    assert result.column("tag").equals(source.column("tag"))
+    for name in features:
+        raw = source.column(name).to_numpy(zero_copy_only=False)
+        expected = (raw - np.nanmean(raw)) / np.nanstd(raw)
+        got = result.column(name).to_numpy(zero_copy_only=False)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+        assert result.column(name).null_count == source.column(name).null_count
+
+
+def test_a_csv_input_proves_no_column_null_free(tmp_path: Path) -> None:
+    pacsv.write_csv(pa.table({"x": [1.0, 2.0]}), tmp_path / "d.csv")
+    assert open_input(str(tmp_path / "d.csv")).null_free(["x"]) == frozenset()
+
+
+def test_a_batch_with_nulls_under_a_not_null_schema_is_refused() -> None:
+    # The input's footers said "no null" and a batch holds one: the files are inconsistent.
+    schema = pa.schema([pa.field("x", pa.float64(), nullable=False)])
+    assert relabel(pa.record_batch({"x": [1.0, 2.0]}), schema).schema == schema
+    with pytest.raises(InputError, match="column 'x' holds 1 null"):
+        relabel(pa.record_batch({"x": [1.0, None]}), schema)
 
 
 @pytest.mark.parametrize("method", ["zscore", "minmax", "robust", "quantile", "decimal"])

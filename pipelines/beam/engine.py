@@ -218,7 +218,8 @@ def apply(
         normalized, counts = tables | "ApplyNormalization" >> ApplyNormalization(
             artifact, inverse=inverse, with_counts=True
         )
-        _ = normalized | "WriteNormalized" >> WriteNormalized(str(output_dir), normalizer.output_schema(source.schema))
+        output_schema = normalizer.output_schema(source.schema, source.null_free(normalizer.features))
+        _ = normalized | "WriteNormalized" >> WriteNormalized(str(output_dir), output_schema)
         if not inverse:
             _ = normalized | "MeasureConformity" >> MeasureConformity(artifact, str(output_dir))
         _ = counts | "WriteCounts" >> beam.Map(write_result, counts_path, encode_counts)
@@ -266,7 +267,8 @@ def run(
             | "ReadForApply" >> ReadBatches(source, None, job.local.batch_size)
             | "ApplyNormalization" >> ApplyNormalization(artifact, with_counts=True)
         )
-        output_schema = float64_features(source.schema, [f.name for f in plan.features])
+        features = [f.name for f in plan.features]
+        output_schema = float64_features(source.schema, features, source.null_free(features))
         _ = normalized | "WriteNormalized" >> WriteNormalized(str(output_dir), output_schema)
         _ = normalized | "MeasureConformity" >> MeasureConformity(artifact, str(output_dir))
         _ = counts | "WriteCounts" >> beam.Map(write_result, counts_path, encode_counts)

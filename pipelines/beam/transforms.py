@@ -39,7 +39,7 @@ from normcore.apply import ApplyCounts, BatchNormalizer
 from normcore.artifact import Artifact
 from normcore.errors import ConfigError, InputError
 from normcore.fitting import build_artifact
-from normcore.io import PARQUET_WRITE_OPTIONS, InputSource
+from normcore.io import PARQUET_WRITE_OPTIONS, InputSource, relabel
 from normcore.keys import key_groups
 from normcore.plan import FitPlan
 from normcore.stats import ColumnRequest, FeatureStatsCombiner, KeyedStats, StatsAccumulator, merge_keyed
@@ -425,8 +425,8 @@ class ParquetTableSink(FileBasedSink):
         return writer, handle
 
     def write_record(self, writer_and_handle: Any, table: pa.Table) -> None:
-        """Append one table."""
-        writer_and_handle[0].write_table(table)
+        """Append one table (under the sink's schema: :func:`normcore.io.relabel`)."""
+        writer_and_handle[0].write_table(relabel(table, self._schema))
 
     def close(self, writer_and_handle: Any) -> None:
         """Finish the Parquet footer and close the file."""

@@ -90,6 +90,9 @@ def test_apply_matches_local_engine(data_dir: Path, table: pa.Table, tmp_path: P
     assert_tables_equal(beam, local)
     for name in ("offset", "mixed", "counts", "small"):
         assert beam.schema.field(name).type == pa.float64()
+    # The features the files' footers show null-free are declared not null, as locally.
+    nullable = [beam.schema.field(name).nullable for name in ("offset", "mixed", "counts", "small")]
+    assert nullable == [False, True, False, False]
     for name in ("id", "key", "flag"):  # pass-through columns, untouched
         assert beam.column(name).equals(table.column(name))
     assert not any(p.name.startswith(("beam-temp", ".")) for p in (tmp_path / "beam").iterdir())
