@@ -12,7 +12,7 @@ TORCH_PIN := torch==2.13.0
 LOCK := locks/requirements.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help setup bytecode lock run sample test chromium lint bench bench-core bench-quality bench-latency bench-gpu
+.PHONY: help setup bytecode lock run sample test chromium lint bench bench-core bench-quality bench-latency bench-required bench-gpu
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -55,7 +55,7 @@ chromium: ## install chromium (apt) when missing, for the HTML report test
 lint: setup ## ruff
 	$(VENV)/bin/ruff check normcore pipelines tests bench
 
-bench: bench-core bench-beam bench-spark bench-quality bench-latency bench-startup bench-peers ## every benchmark but tft's (figures go to BENCHMARKS.md by hand)
+bench: bench-core bench-beam bench-spark bench-quality bench-latency bench-required bench-startup bench-peers ## every benchmark but tft's (figures go to BENCHMARKS.md by hand)
 
 bench-core: setup ## stats kernel vs NumPy; local engine fit / apply of 20M rows with peak RSS (issue 2)
 	$(PY) bench/bench_stats_kernel.py
@@ -66,6 +66,9 @@ bench-quality: setup ## data quality: validate vs fit on 2M rows x 8 columns, dr
 
 bench-latency: setup ## Normalizer.transform of 1 to 10,000 rows x 8 vs NumPy and scikit-learn (issue 12)
 	$(PY) bench/bench_latency.py
+
+bench-required: setup ## write / read CPU of nullable vs not-null float64 Parquet columns (issue 12)
+	$(PY) bench/bench_required_columns.py
 
 # Beam engine benchmark (issue 3). bench-tft builds an optional venv with TensorFlow
 # Transform (about 2 minutes) and runs normcore, tft and MLTransform side by side.
