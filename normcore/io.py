@@ -151,15 +151,14 @@ class InputSource:
             except (pa.ArrowException, OSError) as exc:
                 raise InputError(f"cannot read input file '{path}': {_first_line(exc)}") from None
             leaves = {metadata.schema.column(i).path: i for i in range(metadata.num_columns)}
-            declared = metadata.schema.to_arrow_schema()
             for name in list(free):
-                leaf, index = leaves.get(name), declared.get_field_index(name)
-                if leaf is None or index < 0:
+                leaf = leaves.get(name)
+                if leaf is None:
                     free.discard(name)
-                elif declared.field(index).nullable and not all(
+                elif metadata.schema.column(leaf).max_definition_level > 0 and not all(
                     _counts_no_null(metadata.row_group(group).column(leaf)) for group in range(metadata.num_row_groups)
                 ):
-                    free.discard(name)
+                    free.discard(name)  # nullable (optional), and some row group does not count zero nulls
         return frozenset(free)
 
     def _open(self, path: str) -> pa.NativeFile:
