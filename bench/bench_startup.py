@@ -4,6 +4,11 @@ Each probe is a whole process started from scratch, run ``--rounds`` times inter
 the table gives the median wall seconds and, beside it, the bare interpreter and the
 imports normcore cannot do without (NumPy; pyarrow for commands that read data). The
 ``fit`` / ``apply`` probes run on a 1,000-row file, so their time is start-up, not work.
+Two probes give the floor under a command that reads Parquet: NumPy + ``pyarrow.parquet``
+(pyarrow imports NumPy itself), then with pydantic's first validation of a model too (the
+config validator), both with ``OPENBLAS_NUM_THREADS=1`` as the ``normcore`` executable sets it.
+``--peers-python`` adds ``import polars`` in that interpreter (``.venv-peers``): the one
+start-up polars pays for a whole fit + apply (``bench/bench_local_peers.py``).
 With ``--engines``, Beam and Spark fits of the same file run beside each engine's own bare
 start (a one-element Beam pipeline on the FnApiRunner; a local SparkSession started and
 stopped, and one that also runs a job of Python tasks, as a normcore fit does): the
@@ -13,8 +18,8 @@ difference is what normcore adds on top of the engine.
 ``sys.path``, with this interpreter's packages), for before / after figures from a
 ``git worktree`` of an older commit.
 
-Usage: ``python bench/bench_startup.py [--rounds R] [--root DIR] [--engines]`` (``make bench-startup``
-runs ``--engines``).
+Usage: ``python bench/bench_startup.py [--rounds R] [--root DIR] [--engines] [--peers-python PY]``
+(``make bench-startup`` runs ``--engines``).
 """
 
 from __future__ import annotations
@@ -56,9 +61,21 @@ spark = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "fals
 spark.sparkContext.parallelize([1.0, 2.0], 2).map(float).collect()
 spark.stop()
 """
+#: As the ``normcore`` executable sets it (``normcore.cli.run``), before NumPy loads OpenBLAS.
+ONE_BLAS_THREAD = "import os; os.environ.setdefault('OPENBLAS_NUM_THREADS', '1'); "
+#: NumPy, pyarrow.parquet and pydantic's first validation (which imports its schema builder),
+#: plugins off as in ``normcore.cli.run``: what any command that reads Parquet and validates
+#: a config with pydantic pays before its own code runs.
+FIRST_PYDANTIC_MODEL = """os.environ.setdefault('PYDANTIC_DISABLE_PLUGINS', '__all__')
+import numpy, pyarrow.parquet
+from pydantic import BaseModel
+class Probe(BaseModel):
+    value: int = 1
+Probe.model_validate({})
+"""
 
 
-def probes(work: Path, engines: bool) -> dict[str, list[str]]:
+def probes(work: Path, engines: bool, peers_python: str | None = None) -> dict[str, list[str]]:
     """Name -> argv of every probe (data and artifact under ``work``)."""
     data, artifact, output = work / "d.parquet", work / "a.json", work / "out"
     cli = [sys.executable, "-m", "normcore.cli"]
@@ -67,6 +84,12 @@ def probes(work: Path, engines: bool) -> dict[str, list[str]]:
         "python -c pass": [sys.executable, "-c", "pass"],
         "import numpy": [sys.executable, "-c", "import numpy"],
         "import pyarrow": [sys.executable, "-c", "import pyarrow"],
+        "import numpy, pyarrow.parquet (one BLAS thread)": [
+            sys.executable,
+            "-c",
+            ONE_BLAS_THREAD + "import numpy, pyarrow.parquet",
+        ],
+        "the same + one pydantic model validated": [sys.executable, "-c", ONE_BLAS_THREAD + FIRST_PYDANTIC_MODEL],
         "import normcore": [sys.executable, "-c", "import normcore"],
         "normcore.Normalizer (load artifact)": [
             sys.executable,
@@ -79,6 +102,8 @@ def probes(work: Path, engines: bool) -> dict[str, list[str]]:
         "normcore validate (1k rows)": [*cli, "validate", *quality, "--source", str(data)],
         "normcore drift (1k rows)": [*cli, "drift", str(data), "--artifact", str(artifact)],
     }
+    if peers_python is not None:
+        found["import polars (peers' Python)"] = [peers_python, "-c", "import polars"]
     if engines:
         found |= {
             "bare Beam pipeline (FnApiRunner)": [sys.executable, "-c", BARE_BEAM],
@@ -121,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--root", type=Path, default=ROOT, help="normcore checkout to measure")
     parser.add_argument("--engines", action="store_true", help="also Beam and Spark, beside their bare start")
+    parser.add_argument("--peers-python", help="a Python with polars (.venv-peers): also time its import")
     args = parser.parse_args(argv)
     root = args.root.resolve()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -128,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tmp)
         rng = np.random.default_rng(0)
         pq.write_table(pa.table({f"c{i}": rng.normal(size=1000) for i in range(8)}), work / "d.parquet")
-        commands = probes(work, args.engines)
+        commands = probes(work, args.engines, args.peers_python)
         cli = [sys.executable, "-m", "normcore.cli"]
         data, artifact = str(work / "d.parquet"), str(work / "a.json")
         subprocess.run([*cli, "fit", data, "--artifact", artifact], cwd=root, check=True, stdout=subprocess.DEVNULL)
