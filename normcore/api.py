@@ -9,15 +9,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 
-from normcore.apply import BatchNormalizer, BlockNormalizer
 from normcore.artifact import Artifact, load_artifact
+from normcore.block import BlockNormalizer
 from normcore.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from normcore.apply import BatchNormalizer
 
 FeatureSelection = str | Sequence[str | Mapping[str, Any]] | None
 
@@ -52,6 +57,8 @@ def _numpy_names(array: np.ndarray, features: FeatureSelection) -> list[str]:
 
 def to_arrow_table(data: Any, names: Sequence[str] | None = None) -> pa.Table:
     """Convert a pyarrow Table / RecordBatch, pandas DataFrame, dict of arrays or NumPy array."""
+    import pyarrow as pa
+
     if isinstance(data, pa.Table):
         return data
     if isinstance(data, pa.RecordBatch):
@@ -141,16 +148,15 @@ class Normalizer:
     The linear methods' parameters are stacked into vectors at construction: a NumPy
     array, or the feature columns of a DataFrame without a key, is then transformed in
     one vectorized expression (other methods column by column), with the same bits as
-    the per-column transforms of a table.
+    the per-column transforms of a table. pyarrow is loaded on the first Arrow table or
+    keyed DataFrame, so a server that normalizes arrays starts without it.
     """
 
     def __init__(self, artifact: Artifact, features: Sequence[str] | None = None, key: str | None = None) -> None:
         self.artifact = artifact
         self.features = list(features) if features is not None else artifact.feature_names
         self.key = key
-        self._forward = BatchNormalizer(artifact, self.features)
-        self._inverse = BatchNormalizer(artifact, self.features, inverse=True)
-        transforms = [artifact.transform(name, key) for name in self.features]
+        transforms = [artifact.transform(name, key) for name in self.features]  # unknown names raise here
         self._forward_block = BlockNormalizer(transforms)
         self._inverse_block = BlockNormalizer(transforms, inverse=True)
 
@@ -167,25 +173,37 @@ class Normalizer:
         """Normalize ``data``; returns the same kind of object."""
         if type(data) is np.ndarray:  # the latency-bound case first, without the dispatch of _run
             return self._run_numpy(self._forward_block, data)
-        return self._run(self._forward, self._forward_block, data)
+        return self._run(False, self._forward_block, data)
 
     def inverse_transform(self, data: Any) -> Any:
         """Undo :meth:`transform`; returns the same kind of object."""
         if type(data) is np.ndarray:  # the latency-bound case first, without the dispatch of _run
             return self._run_numpy(self._inverse_block, data)
-        return self._run(self._inverse, self._inverse_block, data)
+        return self._run(True, self._inverse_block, data)
 
-    def _run(self, normalizer: BatchNormalizer, block_normalizer: BlockNormalizer, data: Any) -> Any:
+    @cached_property
+    def _batch_normalizers(self) -> tuple[BatchNormalizer, BatchNormalizer]:
+        """Forward and inverse normalizers of Arrow batches (loading pyarrow, on first use)."""
+        from normcore.apply import BatchNormalizer
+
+        return BatchNormalizer(self.artifact, self.features), BatchNormalizer(self.artifact, self.features, True)
+
+    def _run(self, inverse: bool, block_normalizer: BlockNormalizer, data: Any) -> Any:
         if isinstance(data, np.ndarray):
             return self._run_numpy(block_normalizer, data)
-        if isinstance(data, pa.RecordBatch):
-            return normalizer.transform_batch(data)[0]
-        if isinstance(data, pa.Table):
-            normalizer.check_schema(data.schema, "<table>")
-            batches = [normalizer.transform_batch(b)[0] for b in data.to_batches()]
-            return pa.Table.from_batches(batches, schema=normalizer.output_schema(data.schema))
-        if type(data).__module__.startswith("pandas"):
-            return self._run_pandas(normalizer, block_normalizer, data)
+        module = type(data).__module__
+        if module.startswith("pyarrow"):  # an Arrow object: pyarrow is loaded already
+            import pyarrow as pa
+
+            normalizer = self._batch_normalizers[inverse]
+            if isinstance(data, pa.RecordBatch):
+                return normalizer.transform_batch(data)[0]
+            if isinstance(data, pa.Table):
+                normalizer.check_schema(data.schema, "<table>")
+                batches = [normalizer.transform_batch(b)[0] for b in data.to_batches()]
+                return pa.Table.from_batches(batches, schema=normalizer.output_schema(data.schema))
+        if module.startswith("pandas"):
+            return self._run_pandas(inverse, block_normalizer, data)
         raise InputError(f"cannot normalize data of type {type(data).__name__}")
 
     def _run_numpy(self, block_normalizer: BlockNormalizer, data: np.ndarray) -> np.ndarray:
@@ -198,7 +216,7 @@ class Normalizer:
         out = block_normalizer(np.ascontiguousarray(columns, dtype=np.float64))
         return out.reshape(data.shape) if data.ndim == 1 else out
 
-    def _run_pandas(self, normalizer: BatchNormalizer, block_normalizer: BlockNormalizer, frame: Any) -> Any:
+    def _run_pandas(self, inverse: bool, block_normalizer: BlockNormalizer, frame: Any) -> Any:
         missing = [name for name in self.features if name not in frame.columns]
         if missing:
             raise InputError(f"DataFrame lacks fitted column(s) {', '.join(missing)}")
@@ -209,8 +227,10 @@ class Normalizer:
         if self.artifact.key is not None:
             if self.artifact.key not in frame.columns:
                 raise InputError(f"DataFrame lacks key column '{self.artifact.key}'")
+            import pyarrow as pa
+
             key_column = pa.array(frame[self.artifact.key], from_pandas=True)
-        results, _ = normalizer.transform_arrays(arrays, key_column)
+        results, _ = self._batch_normalizers[inverse].transform_arrays(arrays, key_column)
         out = frame.copy()
         for name, values in results.items():
             out[name] = values

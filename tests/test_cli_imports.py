@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -103,6 +104,34 @@ def test_import_normcore_loads_only_itself() -> None:
     result = subprocess.run([sys.executable, "-c", attribute], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["normcore.api", "normcore.artifact"]
 
+
+
+NUMPY_SERVING = """
+import json, sys
+import numpy as np
+import normcore
+normalizer = normcore.Normalizer.from_artifact(sys.argv[1])
+rows = np.array([[1.0, 3.0], [4.0, 2.0], [np.nan, np.inf]])
+out = normalizer.transform(rows)
+back = normalizer.inverse_transform(out)
+loaded = [m for m in json.loads(sys.argv[2]) if m in sys.modules]
+print(json.dumps({"out": out.tolist(), "back": back.tolist(), "loaded": loaded}))
+"""
+
+
+def test_numpy_normalizer_loads_no_arrow_or_pandas(tmp_path: Path) -> None:
+    """A server that loads an artifact and normalizes arrays pays for NumPy, not pyarrow."""
+    _, art = _fitted(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", NUMPY_SERVING, art, json.dumps(SLOW)], capture_output=True, text=True, check=True
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["loaded"] == []
+    fitted = np.array([[1.0, 3.0], [2.0, 1.0], [4.0, 2.0]])  # _fitted's columns x, y
+    expected = (np.array([[1.0, 3.0], [4.0, 2.0]]) - fitted.mean(axis=0)) / fitted.std(axis=0)
+    np.testing.assert_allclose(report["out"][:2], expected, rtol=1e-15, atol=0)
+    assert np.isnan(report["out"][2][0]) and report["out"][2][1] == np.inf  # non-finite values pass through
+    np.testing.assert_allclose(report["back"][:2], [[1.0, 3.0], [4.0, 2.0]], rtol=1e-15, atol=0)
 
 def test_engine_modules_load_no_quality_stack() -> None:
     """A Spark or Beam fit / apply loads its engine module: Great Expectations (seconds
