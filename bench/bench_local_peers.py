@@ -191,6 +191,9 @@ def main() -> None:
     fit_ratio = medians["normcore fit"] / medians["pyarrow bare scan"]
     apply_ratio = medians["normcore apply"] / medians["pyarrow bare copy"]
     print(f"fit / bare scan {fit_ratio:.2f}x, apply / bare copy {apply_ratio:.2f}x")
+    faster_peer = min(medians["polars"], medians["duckdb"])
+    over_peer = {name: medians[name] / faster_peer for name in ("normcore fit + apply", "normcore run --no-validate")}
+    print(", ".join(f"{name} / faster peer {ratio:.2f}x" for name, ratio in over_peer.items()))
     report = {
         "rows": args.rows,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -199,6 +202,7 @@ def main() -> None:
         "variance_relative_error": errors,
         "fit_over_bare_scan": fit_ratio,
         "apply_over_bare_copy": apply_ratio,
+        "over_faster_peer": over_peer,
     }
     out = ROOT / "bench" / "results" / "local_peers.json"
     out.parent.mkdir(exist_ok=True)
