@@ -132,14 +132,15 @@ class InputSource:
         """Those of ``columns`` that hold no null in any file, as the files' Parquet footers
         prove it: every row group records a null count of zero for the column (or its field
         is declared not null). A column missing from a file reads as nulls there; a CSV
-        input, or one whose files an engine lists itself, proves nothing (empty set).
+        input, or one whose files an engine lists and reads itself (Spark's URL, Beam's
+        remote files, which only its workers open), proves nothing (empty set).
 
         Raises
         ------
         InputError
             A file cannot be read (named in the message).
         """
-        if self.format != "parquet" or not self.files:
+        if self.format != "parquet" or not self.files or (self.filesystem is None and is_url(self.path)):
             return frozenset()
         free = {name for name in columns if self.schema.get_field_index(name) >= 0}
         for path in self.files:

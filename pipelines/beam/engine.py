@@ -100,12 +100,6 @@ def open_input(path: str | None, job: JobConfig | None = None) -> InputSource:
     return InputSource(path, "parquet", tuple(files), schema)
 
 
-def _null_free(source: InputSource, features: Sequence[str]) -> frozenset[str]:
-    """The features the footers of a local input prove null-free (:meth:`InputSource.null_free`);
-    none for a remote input, whose footers only the pipeline's workers read."""
-    return frozenset() if is_remote(source.path) else source.null_free(features)
-
-
 def read_artifact(path: str) -> Artifact:
     """Load and verify an artifact from a local path or a Beam filesystem URL."""
     if not is_remote(path):
@@ -224,7 +218,7 @@ def apply(
         normalized, counts = tables | "ApplyNormalization" >> ApplyNormalization(
             artifact, inverse=inverse, with_counts=True
         )
-        output_schema = normalizer.output_schema(source.schema, _null_free(source, normalizer.features))
+        output_schema = normalizer.output_schema(source.schema, source.null_free(normalizer.features))
         _ = normalized | "WriteNormalized" >> WriteNormalized(str(output_dir), output_schema)
         if not inverse:
             _ = normalized | "MeasureConformity" >> MeasureConformity(artifact, str(output_dir))
@@ -274,7 +268,7 @@ def run(
             | "ApplyNormalization" >> ApplyNormalization(artifact, with_counts=True)
         )
         features = [f.name for f in plan.features]
-        output_schema = float64_features(source.schema, features, _null_free(source, features))
+        output_schema = float64_features(source.schema, features, source.null_free(features))
         _ = normalized | "WriteNormalized" >> WriteNormalized(str(output_dir), output_schema)
         _ = normalized | "MeasureConformity" >> MeasureConformity(artifact, str(output_dir))
         _ = counts | "WriteCounts" >> beam.Map(write_result, counts_path, encode_counts)
